@@ -1,0 +1,1 @@
+//! eBPF network enforcement for Purple containers.

@@ -1,0 +1,167 @@
+//! Reading a bundle's `config.json` and writing the effective one Purple hands
+//! to libcontainer.
+//!
+//! The effective spec is the user's spec with paths made absolute (so it can
+//! live in Purple's state directory) and a cgroup path filled in when the
+//! bundle has none, so that every container has a predictable cgroup that
+//! `delete --force` can find even after a `create` that was killed half-way.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read bundle directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid {path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("cannot write effective config {path}: {msg}")]
+    Write { path: PathBuf, msg: String },
+}
+
+/// Canonical bundle directory and its parsed spec.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Loads `dir/config.json` with an error that names the file and what is wrong.
+    pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        let dir = fs::canonicalize(dir).map_err(|source| BundleError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join("config.json");
+        let config = |msg: String| BundleError::Config {
+            path: path.clone(),
+            msg,
+        };
+        let text = fs::read_to_string(&path).map_err(|e| config(e.to_string()))?;
+        let spec: Spec = serde_json::from_str(&text).map_err(|e| config(e.to_string()))?;
+        if !spec.version().starts_with("1.") {
+            return Err(config(format!(
+                "ociVersion {:?} is not supported; use a 1.x version",
+                spec.version()
+            )));
+        }
+        let Some(root) = spec.root() else {
+            return Err(config(
+                "missing \"root\": set root.path to the rootfs directory".into(),
+            ));
+        };
+        let rootfs = dir.join(root.path());
+        if !rootfs.is_dir() {
+            return Err(config(format!(
+                "root.path {} is not a directory",
+                rootfs.display()
+            )));
+        }
+        Ok(Self { dir, spec })
+    }
+
+    /// The spec libcontainer runs, with bundle-relative paths made absolute and
+    /// `cgroupsPath` defaulted to `default_cgroup` when empty.
+    pub fn effective_spec(&self, default_cgroup: Option<&Path>) -> Spec {
+        let mut spec = self.spec.clone();
+        if let Some(mut root) = spec.root().clone() {
+            let abs = fs::canonicalize(self.dir.join(root.path()))
+                .unwrap_or_else(|_| self.dir.join(root.path()));
+            root.set_path(abs);
+            spec.set_root(Some(root));
+        }
+        if let Some(mounts) = spec.mounts().clone() {
+            let mounts = mounts
+                .into_iter()
+                .map(|mut m| {
+                    let rel = m.source().as_ref().filter(|s| s.is_relative()).cloned();
+                    // Relative bind sources are relative to the bundle (OCI spec); other
+                    // sources ("proc", "tmpfs") are names, not paths.
+                    let is_bind = m
+                        .typ()
+                        .as_deref()
+                        .is_none_or(|t| t == "bind" || t == "rbind")
+                        || m.options()
+                            .as_ref()
+                            .is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"));
+                    if let (Some(rel), true) = (rel, is_bind) {
+                        m.set_source(Some(self.dir.join(rel)));
+                    }
+                    m
+                })
+                .collect();
+            spec.set_mounts(Some(mounts));
+        }
+        if let (Some(cg), Some(mut linux)) = (default_cgroup, spec.linux().clone()) {
+            if linux.cgroups_path().is_none() {
+                linux.set_cgroups_path(Some(cg.to_owned()));
+                spec.set_linux(Some(linux));
+            }
+        }
+        spec
+    }
+}
+
+/// Writes `spec` as `dir/config.json`.
+pub fn write_spec(spec: &Spec, dir: &Path) -> Result<(), BundleError> {
+    let path = dir.join("config.json");
+    let write = |msg: String| BundleError::Write {
+        path: path.clone(),
+        msg,
+    };
+    fs::create_dir_all(dir).map_err(|e| write(e.to_string()))?;
+    let json = serde_json::to_vec(spec).map_err(|e| write(e.to_string()))?;
+    fs::write(&path, json).map_err(|e| write(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle_with(config: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("rootfs")).unwrap();
+        fs::write(d.path().join("config.json"), config).unwrap();
+        d
+    }
+
+    #[test]
+    fn malformed_json_names_the_file() {
+        let d = bundle_with("{ not json");
+        let err = Bundle::load(d.path()).err().unwrap().to_string();
+        assert!(err.contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn missing_rootfs_is_refused() {
+        let d = bundle_with(r#"{"ociVersion":"1.0.2","root":{"path":"nope"}}"#);
+        let err = Bundle::load(d.path()).err().unwrap().to_string();
+        assert!(err.contains("root.path"), "{err}");
+    }
+
+    #[test]
+    fn effective_spec_is_absolute_and_has_a_cgroup() {
+        let d = bundle_with(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{},
+                "mounts":[{"destination":"/data","source":"data","type":"bind","options":["rbind"]},
+                          {"destination":"/proc","source":"proc","type":"proc"}]}"#,
+        );
+        let b = Bundle::load(d.path()).unwrap();
+        let spec = b.effective_spec(Some(Path::new("/purple/x")));
+        let dir = fs::canonicalize(d.path()).unwrap();
+        assert_eq!(spec.root().as_ref().unwrap().path(), &dir.join("rootfs"));
+        let mounts = spec.mounts().as_ref().unwrap();
+        assert_eq!(mounts[0].source().as_ref().unwrap(), &dir.join("data"));
+        assert_eq!(mounts[1].source().as_ref().unwrap(), Path::new("proc"));
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/purple/x"))
+        );
+    }
+}

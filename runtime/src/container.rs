@@ -1,0 +1,577 @@
+//! Purple's lifecycle glue over libcontainer: everything a container owns is
+//! recorded before it is created, so that `delete` (and `delete --force` after a
+//! `create` that was killed half-way) can remove all of it.
+//!
+//! State layout under the root (default `/run/purple`):
+//! - `<root>/<id>/`: libcontainer's state (state.json, its copy of the config).
+//! - `<root>/.purple/<id>/record.json`: what Purple created (cgroup paths).
+//! - `<root>/.purple/<id>/bundle/config.json`: the effective spec libcontainer runs.
+//!
+//! IDs never start with a dot, so `.purple` cannot collide with a container.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libcgroups::common::{
+    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
+    FreezerState,
+};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxResources, Process};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{self, Bundle, BundleError};
+use crate::cgroup2::{self, Cgroup2Error};
+use crate::id::ContainerId;
+
+/// How long delete waits for a killed container's processes to be reaped.
+pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("container \"{0}\" does not exist")]
+    NotExist(ContainerId),
+    #[error("container \"{0}\" already exists: pick another ID or delete it first")]
+    Exists(ContainerId),
+    #[error("container \"{0}\": container not running")]
+    NotRunning(ContainerId),
+    #[error("cannot start container \"{id}\": it is {status}, not created")]
+    CannotStart { id: ContainerId, status: String },
+    #[error("cannot delete container \"{id}\" that is not stopped: {status} (use --force)")]
+    NotStopped { id: ContainerId, status: String },
+    #[error("container \"{id}\" is not {want}: it is {status}")]
+    WrongStatus {
+        id: ContainerId,
+        want: &'static str,
+        status: String,
+    },
+    #[error("container \"{id}\" was left half-created ({reason}): remove it with delete --force")]
+    Inconsistent { id: ContainerId, reason: String },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Cgroup2(#[from] Cgroup2Error),
+    #[error("cgroup of container \"{id}\": {msg}")]
+    Cgroup { id: ContainerId, msg: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Libcontainer(String),
+}
+
+/// libcontainer's errors hide their cause behind `#[error(transparent)]` chains
+/// and `tracing` calls; flatten the chain into one line for the user.
+fn lc(err: LibcontainerError) -> LifecycleError {
+    let mut msg = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(s) = src {
+        let s_msg = s.to_string();
+        if !msg.contains(&s_msg) {
+            msg = format!("{msg}: {s_msg}");
+        }
+        src = s.source();
+    }
+    LifecycleError::Libcontainer(msg)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LifecycleError + '_ {
+    move |source| LifecycleError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What Purple created for a container, written before libcontainer runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The user's bundle directory (state reports this one).
+    pub bundle: PathBuf,
+    /// `linux.cgroupsPath` of the effective spec.
+    pub cgroups_path: Option<PathBuf>,
+    pub systemd: bool,
+    /// The cgroup2 directory Purple created (hybrid hosts only).
+    pub cgroup2_dir: Option<PathBuf>,
+}
+
+/// Options of `create` and `run`.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// `false` keeps the init process a child of the caller (foreground `run`).
+    pub detach: bool,
+}
+
+/// Options of `exec`.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    pub process: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub tty: bool,
+    pub user: Option<(u32, Option<u32>)>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+}
+
+/// The state root and how cgroups are managed; every command starts here.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: PathBuf,
+    systemd: bool,
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>, systemd: bool) -> Self {
+        Self {
+            root: root.into(),
+            systemd,
+        }
+    }
+
+    fn state_dir(&self, id: &ContainerId) -> PathBuf {
+        self.root.join(id.as_str())
+    }
+
+    fn purple_dir(&self, id: &ContainerId) -> PathBuf {
+        self.root.join(".purple").join(id.as_str())
+    }
+
+    fn record(&self, id: &ContainerId) -> Option<Record> {
+        let text = fs::read(self.purple_dir(id).join("record.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// The user's bundle directory. libcontainer's state names the effective
+    /// bundle, which `exec` must keep reading; engines expect the original.
+    pub fn user_bundle(&self, c: &Container) -> PathBuf {
+        ContainerId::parse(c.id())
+            .ok()
+            .and_then(|id| self.record(&id))
+            .map(|r| r.bundle)
+            .unwrap_or_else(|| c.bundle().clone())
+    }
+
+    /// Whether anything of `id` exists under the root.
+    pub fn exists(&self, id: &ContainerId) -> bool {
+        self.state_dir(id).exists() || self.purple_dir(id).exists()
+    }
+
+    /// Loads a container with its status refreshed from the kernel.
+    pub fn load(&self, id: &ContainerId) -> Result<Container, LifecycleError> {
+        let dir = self.state_dir(id);
+        if !dir.join("state.json").exists() {
+            return Err(if self.exists(id) {
+                LifecycleError::Inconsistent {
+                    id: id.clone(),
+                    reason: "no state.json".into(),
+                }
+            } else {
+                LifecycleError::NotExist(id.clone())
+            });
+        }
+        let mut c = Container::load(dir).map_err(|e| LifecycleError::Inconsistent {
+            id: id.clone(),
+            reason: lc(e).to_string(),
+        })?;
+        c.refresh_status().map_err(lc)?;
+        Ok(c)
+    }
+
+    /// IDs of all containers under the root, sorted.
+    pub fn list(&self) -> Result<Vec<ContainerId>, LifecycleError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.root)(e)),
+        };
+        let mut ids: Vec<ContainerId> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| ContainerId::parse(&e.file_name().to_string_lossy()).ok())
+            .filter(|id| self.state_dir(id).join("state.json").exists())
+            .collect();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(ids)
+    }
+
+    /// Creates the container: namespaces, cgroups, mounts and seccomp set up,
+    /// the init process blocked until `start`. On any failure everything
+    /// created so far is removed again.
+    pub fn create(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+    ) -> Result<Container, LifecycleError> {
+        let purple_root = self.root.join(".purple");
+        fs::create_dir_all(&purple_root).map_err(io_err(&purple_root))?;
+        if self.state_dir(id).exists() {
+            return Err(LifecycleError::Exists(id.clone()));
+        }
+        // The record directory is the lock: two creates of one ID cannot both make it.
+        let pdir = self.purple_dir(id);
+        match fs::create_dir(&pdir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(LifecycleError::Exists(id.clone()))
+            }
+            Err(e) => return Err(io_err(&pdir)(e)),
+        }
+        let created = self.create_owned(id, opts, &pdir);
+        if created.is_err() {
+            if let Err(e) = self.purge(id, self.record(id).as_ref()) {
+                tracing::warn!("cleanup after failed create of {id}: {e}");
+            }
+        }
+        created
+    }
+
+    fn create_owned(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+        pdir: &Path,
+    ) -> Result<Container, LifecycleError> {
+        let bundle = Bundle::load(&opts.bundle)?;
+        let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
+        let spec = bundle.effective_spec(default_cgroup.as_deref());
+        let record = Record {
+            bundle: bundle.dir.clone(),
+            cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
+            systemd: self.systemd,
+            cgroup2_dir: cgroup2::detect().purple_dir(id.as_str()),
+        };
+        let record_path = pdir.join("record.json");
+        let json = serde_json::to_vec(&record).expect("record serialises");
+        fs::write(&record_path, json).map_err(io_err(&record_path))?;
+        let effective = pdir.join("bundle");
+        bundle::write_spec(&spec, &effective)?;
+
+        let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_pid_file(opts.pid_file.as_ref())
+            .map_err(lc)?
+            .with_console_socket(opts.console_socket.as_ref())
+            .with_root_path(&self.root)
+            .map_err(lc)?
+            .with_preserved_fds(opts.preserve_fds)
+            .as_init(&effective)
+            .with_systemd(self.systemd)
+            .with_detach(opts.detach)
+            .with_no_pivot(opts.no_pivot)
+            .build()
+            .map_err(lc)?;
+
+        if let Some(dir) = &record.cgroup2_dir {
+            let pid = container
+                .pid()
+                .ok_or_else(|| LifecycleError::Inconsistent {
+                    id: id.clone(),
+                    reason: "init process has no pid".into(),
+                })?;
+            cgroup2::create(dir)?;
+            cgroup2::join(dir, pid.as_raw())?;
+        }
+        Ok(container)
+    }
+
+    /// Lets the init process exec the user's program.
+    pub fn start(&self, id: &ContainerId) -> Result<Container, LifecycleError> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Created {
+            return Err(LifecycleError::CannotStart {
+                id: id.clone(),
+                status: c.status().to_string().to_lowercase(),
+            });
+        }
+        c.start().map_err(lc)?;
+        Ok(c)
+    }
+
+    fn cgroup_manager(&self, c: &Container) -> Result<AnyCgroupManager, LifecycleError> {
+        let id = ContainerId::parse(c.id()).expect("loaded containers have valid IDs");
+        let cgroup_path = c.spec().map_err(lc)?.cgroup_path;
+        create_cgroup_manager(CgroupConfig {
+            cgroup_path,
+            systemd_cgroup: c.systemd(),
+            container_name: c.id().to_owned(),
+        })
+        .map_err(|e| LifecycleError::Cgroup {
+            id,
+            msg: e.to_string(),
+        })
+    }
+
+    /// Pids of every process in the container's cgroup.
+    pub fn pids(&self, id: &ContainerId) -> Result<Vec<i32>, LifecycleError> {
+        let c = self.load(id)?;
+        let m = self.cgroup_manager(&c)?;
+        let mut pids: Vec<i32> = m
+            .get_all_pids()
+            .map_err(|e| LifecycleError::Cgroup {
+                id: id.clone(),
+                msg: e.to_string(),
+            })?
+            .into_iter()
+            .map(Pid::as_raw)
+            .collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// Resource statistics of the container's cgroup.
+    pub fn stats(&self, id: &ContainerId) -> Result<libcgroups::stats::Stats, LifecycleError> {
+        let c = self.load(id)?;
+        self.cgroup_manager(&c)?
+            .stats()
+            .map_err(|e| LifecycleError::Cgroup {
+                id: id.clone(),
+                msg: e.to_string(),
+            })
+    }
+
+    /// Sends `signal` (a raw number, real-time signals included) to the init
+    /// process, or with `all` to every process in the container's cgroup.
+    pub fn kill(&self, id: &ContainerId, signal: i32, all: bool) -> Result<(), LifecycleError> {
+        let c = self.load(id)?;
+        let alive = matches!(
+            c.status(),
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        );
+        if !alive && !all {
+            return Err(LifecycleError::NotRunning(id.clone()));
+        }
+        let targets = if all {
+            self.pids(id)?
+        } else {
+            c.pid().map(Pid::as_raw).into_iter().collect()
+        };
+        for pid in targets {
+            // SAFETY: kill(2) has no memory effects; ESRCH (already gone) is fine.
+            if unsafe { libc::kill(pid, signal) } != 0 {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(LifecycleError::Io {
+                        path: format!("/proc/{pid}").into(),
+                        source: err,
+                    });
+                }
+            }
+        }
+        // A frozen task cannot die until it is thawed.
+        if signal == libc::SIGKILL && c.status() == ContainerStatus::Paused {
+            self.cgroup_manager(&c)?
+                .freeze(FreezerState::Thawed)
+                .map_err(|e| LifecycleError::Cgroup {
+                    id: id.clone(),
+                    msg: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn pause(&self, id: &ContainerId) -> Result<(), LifecycleError> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Running {
+            return Err(LifecycleError::WrongStatus {
+                id: id.clone(),
+                want: "running",
+                status: c.status().to_string().to_lowercase(),
+            });
+        }
+        c.pause().map_err(lc)
+    }
+
+    pub fn resume(&self, id: &ContainerId) -> Result<(), LifecycleError> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Paused {
+            return Err(LifecycleError::WrongStatus {
+                id: id.clone(),
+                want: "paused",
+                status: c.status().to_string().to_lowercase(),
+            });
+        }
+        c.resume().map_err(lc)
+    }
+
+    /// Applies new resource limits to a live container's cgroup.
+    pub fn update(&self, id: &ContainerId, res: &LinuxResources) -> Result<(), LifecycleError> {
+        let c = self.load(id)?;
+        self.cgroup_manager(&c)?
+            .apply(&ControllerOpt {
+                resources: res,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| LifecycleError::Cgroup {
+                id: id.clone(),
+                msg: e.to_string(),
+            })
+    }
+
+    /// Removes the container and everything Purple created for it. Without
+    /// `force` a running container is refused; with it, a half-created one
+    /// (no loadable state) is cleaned up from its record.
+    pub fn delete(&self, id: &ContainerId, force: bool) -> Result<(), LifecycleError> {
+        if !self.exists(id) {
+            return if force {
+                Ok(())
+            } else {
+                Err(LifecycleError::NotExist(id.clone()))
+            };
+        }
+        let record = self.record(id);
+        match self.load(id) {
+            Ok(mut c) => {
+                let status = c.status();
+                if !force && !matches!(status, ContainerStatus::Stopped | ContainerStatus::Created)
+                {
+                    return Err(LifecycleError::NotStopped {
+                        id: id.clone(),
+                        status: status.to_string().to_lowercase(),
+                    });
+                }
+                // libcontainer gives up removing cgroups after about half a second,
+                // while a killed init stays a zombie (still counted by v1) until its
+                // reaper gets to it; purge below retries for longer.
+                if let Err(e) = c.delete(force) {
+                    tracing::debug!("libcontainer delete of {id}: {}", lc(e));
+                }
+            }
+            Err(e) if !force => return Err(e),
+            Err(e) => tracing::debug!("force-deleting {id} without state: {e}"),
+        }
+        self.purge(id, record.as_ref())
+    }
+
+    /// Removes what is left of `id` after libcontainer's delete, or instead of
+    /// it when the container never got a loadable state.
+    fn purge(&self, id: &ContainerId, record: Option<&Record>) -> Result<(), LifecycleError> {
+        if let Some(rec) = record {
+            if let Some(path) = &rec.cgroups_path {
+                self.remove_cgroup(id, path, rec.systemd)?;
+            }
+            if let Some(dir) = &rec.cgroup2_dir {
+                cgroup2::remove(dir, REMOVE_TIMEOUT)?;
+            }
+        }
+        for dir in [self.state_dir(id), self.purple_dir(id)] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&dir)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills what is left in the container's cgroups and removes them.
+    fn remove_cgroup(
+        &self,
+        id: &ContainerId,
+        path: &Path,
+        systemd: bool,
+    ) -> Result<(), LifecycleError> {
+        let cgroup_err = |msg: String| LifecycleError::Cgroup {
+            id: id.clone(),
+            msg,
+        };
+        let m = create_cgroup_manager(CgroupConfig {
+            cgroup_path: path.to_owned(),
+            systemd_cgroup: systemd,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| cgroup_err(e.to_string()))?;
+        let deadline = Instant::now() + REMOVE_TIMEOUT;
+        loop {
+            // The manager SIGKILLs remaining tasks before each rmdir attempt.
+            match m.remove() {
+                Ok(()) => return Ok(()),
+                // systemd removes the scope itself once it is empty.
+                Err(_) if systemd => return Ok(()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => return Err(cgroup_err(format!("cannot remove {}: {e}", path.display()))),
+            }
+        }
+    }
+
+    /// Starts a new process in a running container; returns its pid.
+    pub fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<Pid, LifecycleError> {
+        let c = self.load(id)?;
+        if c.status() != ContainerStatus::Running {
+            return Err(LifecycleError::NotRunning(id.clone()));
+        }
+        // On hybrid hosts the tenant inherits the caller's cgroup2 directory: join
+        // the container's first so that its eBPF programs cover the new process.
+        if let Some(dir) = self.record(id).and_then(|r| r.cgroup2_dir) {
+            cgroup2::join(&dir, 0)?;
+        }
+        let pdir = self.purple_dir(id);
+        let process_file = match (&opts.process, opts.tty) {
+            (Some(p), _) => Some(p.clone()),
+            (None, true) => Some(self.tty_process(id, &pdir, opts)?),
+            (None, false) => None,
+        };
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(&self.root)
+            .map_err(lc)?
+            .with_console_socket(opts.console_socket.as_ref())
+            .with_pid_file(opts.pid_file.as_ref())
+            .map_err(lc)?
+            .with_preserved_fds(opts.preserve_fds)
+            .as_tenant()
+            .with_detach(opts.detach)
+            .with_env(opts.env.iter().cloned().collect())
+            .with_cwd(opts.cwd.as_ref())
+            .with_no_new_privs(opts.no_new_privs)
+            .with_capabilities(opts.caps.clone())
+            .with_additional_gids(opts.additional_gids.clone())
+            .with_user(opts.user.map(|u| u.0))
+            .with_group(opts.user.and_then(|u| u.1))
+            .with_process(process_file.as_ref());
+        if process_file.is_none() {
+            builder = builder.with_container_args(opts.args.clone());
+        }
+        let pid = builder.build().map_err(lc);
+        if opts.process.is_none() {
+            if let Some(p) = &process_file {
+                let _ = fs::remove_file(p);
+            }
+        }
+        pid
+    }
+
+    /// A process.json for `exec --tty CMD`: libcontainer only takes a terminal
+    /// from a process file, so build one from the container's own process.
+    fn tty_process(
+        &self,
+        id: &ContainerId,
+        pdir: &Path,
+        opts: &ExecOptions,
+    ) -> Result<PathBuf, LifecycleError> {
+        let bundle = Bundle::load(&pdir.join("bundle"))?;
+        let mut process: Process = bundle.spec.process().clone().unwrap_or_default();
+        process.set_args(Some(opts.args.clone()));
+        process.set_terminal(Some(true));
+        let path = pdir.join(format!("exec-{}-{}.json", id, std::process::id()));
+        let json = serde_json::to_vec(&process).expect("process serialises");
+        fs::write(&path, json).map_err(io_err(&path))?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,11 @@
+//! Purple's runtime: the `purple-oci` command (runc's CLI contract) over
+//! libcontainer, plus the parts Purple adds to a container's lifecycle.
+
+pub mod bundle;
+pub mod cgroup2;
+pub mod container;
+pub mod foreground;
+pub mod id;
+pub mod logging;
+pub mod oci;
+pub mod signal;

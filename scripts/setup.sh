@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine and builds Purple (run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  build-essential pkg-config libseccomp-dev clang llvm libelf-dev \
+  busybox-static runc podman containerd uidmap slirp4netns fuse-overlayfs \
+  bpftool iproute2 iperf3 hyperfine python3 ca-certificates >/dev/null
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found: install Rust (rustup) first" >&2
+  exit 2
+fi
+cargo build --release --locked
+echo "setup: built $(pwd)/target/release/purple-oci"
