@@ -262,6 +262,31 @@ pub fn assert_no_leftovers(oci: &Oci, id: &str) {
     }
 }
 
+/// Asserts that no cgroup directory (any hierarchy, three levels deep) has a
+/// name containing `needle`: engines choose their own cgroup paths.
+pub fn assert_no_cgroup_named(needle: &str) {
+    fn walk(dir: &Path, depth: u32, needle: &str) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.contains(needle),
+                "cgroup {} left behind",
+                e.path().display()
+            );
+            if depth > 0 {
+                walk(&e.path(), depth - 1, needle);
+            }
+        }
+    }
+    walk(Path::new("/sys/fs/cgroup"), 3, needle);
+}
+
 /// Waits up to 3 s for `pid` to be gone (or a zombie, which no longer runs).
 pub fn assert_dead(pid: i64) {
     let deadline = Instant::now() + Duration::from_secs(3);

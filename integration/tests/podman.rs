@@ -1,0 +1,160 @@
+//! podman drives purple-oci through conmon: run --rm, run -d + exec + stop + rm.
+//!
+//! The test installs a containers.conf drop-in (a `purple` runtime entry,
+//! `runtime_supports_json`, ulimits within this host's hard limits) and imports
+//! the busybox rootfs as a local image.
+
+use std::fs;
+use std::process::{Command, Output};
+use std::sync::Once;
+
+use purple_integration::*;
+
+const IMAGE: &str = "localhost/purple-busybox:test";
+
+fn setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let conf = format!(
+            "# Installed by Purple's integration tests.\n\
+             [containers]\n\
+             # conmon runs under this host's hard limits (nofile 20000, nproc 32768).\n\
+             default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\n\
+             [engine]\n\
+             runtime_supports_json = [\"crun\", \"runc\", \"kata\", \"runsc\", \"youki\", \"krun\", \"purple\"]\n\n\
+             [engine.runtimes]\n\
+             purple = [\"{}\"]\n",
+            purple_oci().canonicalize().unwrap().display()
+        );
+        fs::create_dir_all("/etc/containers/containers.conf.d").unwrap();
+        fs::write("/etc/containers/containers.conf.d/purple.conf", conf).unwrap();
+        let b = TestBundle::new(&["true"]);
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(b.path().join("rootfs"))
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap();
+        assert!(tar.status.success());
+        let tarfile = b.path().join("rootfs.tar");
+        fs::write(&tarfile, tar.stdout).unwrap();
+        let out = podman(&["import", tarfile.to_str().unwrap(), IMAGE]);
+        assert!(out.status.success(), "podman import: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman is installed (scripts/setup.sh)")
+}
+
+fn podman_ok(args: &[&str]) -> String {
+    let out = podman(args);
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn assert_gone(full_id: &str) {
+    assert!(
+        !std::path::Path::new("/run/purple").join(full_id).exists(),
+        "state of {full_id} left"
+    );
+    assert!(
+        !std::path::Path::new("/run/purple/.purple")
+            .join(full_id)
+            .exists(),
+        "record of {full_id} left"
+    );
+    assert_no_cgroup_named(full_id);
+}
+
+#[test]
+fn podman_run_rm_echo() {
+    setup();
+    let name = unique_id("pm-echo");
+    let out = podman_ok(&[
+        "--runtime",
+        "purple",
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        IMAGE,
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(out, "hi\n");
+    let out = podman(&[
+        "--runtime",
+        "purple",
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn podman_detached_exec_stop_rm() {
+    setup();
+    let name = unique_id("pm-d");
+    let id = podman_ok(&[
+        "--runtime",
+        "purple",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let id = id.trim();
+    assert_eq!(
+        podman_ok(&["inspect", "--format", "{{.OCIRuntime}}", &name]).trim(),
+        "purple"
+    );
+    let st: serde_json::Value = serde_json::from_str(
+        &String::from_utf8(
+            Command::new(purple_oci())
+                .args(["state", id])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st["status"], "running");
+    let out = podman_ok(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo exec-ok; tail -n1 /proc/self/cgroup",
+    ]);
+    assert!(out.starts_with("exec-ok\n"), "{out}");
+    // exec'd processes share the container's cgroup2 directory (eBPF coverage).
+    assert!(
+        out.contains(&format!("purple/{id}")) || out.contains("0::/\n"),
+        "{out}"
+    );
+    let out = podman(&["exec", &name, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    podman_ok(&["stop", "-t", "1", &name]);
+    assert_eq!(
+        podman_ok(&["inspect", "--format", "{{.State.Status}}", &name]).trim(),
+        "exited"
+    );
+    podman_ok(&["rm", &name]);
+    assert_gone(id);
+}
