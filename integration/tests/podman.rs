@@ -144,10 +144,10 @@ fn podman_detached_exec_stop_rm() {
     ]);
     assert!(out.starts_with("exec-ok\n"), "{out}");
     // exec'd processes share the container's cgroup2 directory (eBPF coverage).
-    assert!(
-        out.contains(&format!("purple/{id}")) || out.contains("0::/\n"),
-        "{out}"
-    );
+    // On hybrid hosts podman uses no cgroup namespace, so the path is visible.
+    if is_hybrid() {
+        assert!(out.contains(&format!("0::/purple/{id}")), "{out}");
+    }
     let out = podman(&["exec", &name, "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3));
     podman_ok(&["stop", "-t", "1", &name]);
