@@ -1,1 +1,4 @@
-//! Purple policies.
+//! Purple policies: the schema users write, its translation to OCI bundles, and
+//! the enforcement plan the runtime reads back from `io.purple.*` annotations.
+
+pub mod plan;
