@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential pkg-config libseccomp-dev clang llvm libelf-dev \
+  build-essential pkg-config libseccomp-dev clang llvm libelf-dev libbpf-dev \
   busybox-static runc podman containerd uidmap slirp4netns fuse-overlayfs \
   bpftool iproute2 iperf3 hyperfine python3 ca-certificates >/dev/null
 

@@ -1,1 +1,49 @@
-//! eBPF network enforcement for Purple containers.
+//! Purple's kernel-enforced egress policy: BPF programs (C, in `src/bpf/`,
+//! compiled by build.rs) attached to a container's cgroup2 directory, and
+//! their aya-based loader.
+//!
+//! Hooks: `cgroup/connect4|6` and `cgroup/sendmsg4|6` refuse a denied
+//! destination with EPERM at the system call; `cgroup_skb/egress` drops
+//! packets that never pass those calls (raw sockets, ICMP). Rules live in two
+//! LPM tries (IPv4, IPv6); the most specific prefix decides.
+//!
+//! ```no_run
+//! use purple_policy::plan::NetworkPlan;
+//! let plan = NetworkPlan::default(); // blocks cloud metadata
+//! let pins = std::path::Path::new("/sys/fs/bpf/purple/demo");
+//! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, plan.mode, &plan.effective_rules())?;
+//! println!("{:?}", purple_ebpf::stats(pins)?);
+//! purple_ebpf::detach(pins)?;
+//! # Ok::<(), purple_ebpf::EbpfError>(())
+//! ```
+
+pub mod events;
+pub mod maps;
+mod programs;
+mod stats;
+
+pub use programs::{attach, detach, BPFFS, PINNED_MAPS};
+pub use stats::{stats, Stats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error("loading Purple's BPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("BPF program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("BPF link: {0}")]
+    Link(#[from] aya::programs::links::LinkError),
+    #[error("BPF map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    #[error("BPF object has no {0:?} (build mismatch)")]
+    Missing(&'static str),
+    #[error("cannot pin {0}")]
+    Pin(String),
+    #[error(transparent)]
+    Rule(#[from] maps::RuleError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}

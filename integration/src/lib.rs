@@ -1,6 +1,8 @@
 //! Helpers for Purple's integration tests: they run real containers as root
 //! with the release `purple-oci` binary (built by the README's test command).
 
+pub mod netns;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

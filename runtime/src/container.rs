@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
 use crate::id::ContainerId;
+use crate::network::{self, Enforcement, NetworkError};
 
 /// How long delete waits for a killed container's processes to be reaped.
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +58,8 @@ pub enum LifecycleError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Cgroup2(#[from] Cgroup2Error),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
     #[error("{path}: {source}")]
@@ -97,6 +100,9 @@ pub struct Record {
     pub systemd: bool,
     /// The cgroup2 directory Purple created (hybrid hosts only).
     pub cgroup2_dir: Option<PathBuf>,
+    /// Where the container's BPF links and maps are pinned.
+    #[serde(default)]
+    pub bpf_dir: Option<PathBuf>,
 }
 
 /// Options of `create` and `run`.
@@ -249,11 +255,15 @@ impl Runtime {
         let bundle = Bundle::load(&opts.bundle)?;
         let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
         let spec = bundle.effective_spec(default_cgroup.as_deref());
+        // Rules are checked (and names resolved) before anything is created.
+        let enforcement = Enforcement::from_annotations(spec.annotations().as_ref())?;
+        let layout = cgroup2::detect();
         let record = Record {
             bundle: bundle.dir.clone(),
             cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
             systemd: self.systemd,
-            cgroup2_dir: cgroup2::detect().purple_dir(id.as_str()),
+            cgroup2_dir: layout.purple_dir(id.as_str()),
+            bpf_dir: Some(network::pin_dir(id.as_str())),
         };
         let record_path = pdir.join("record.json");
         let json = serde_json::to_vec(&record).expect("record serialises");
@@ -275,15 +285,31 @@ impl Runtime {
             .build()
             .map_err(lc)?;
 
-        if let Some(dir) = &record.cgroup2_dir {
-            let pid = container
-                .pid()
-                .ok_or_else(|| LifecycleError::Inconsistent {
-                    id: id.clone(),
-                    reason: "init process has no pid".into(),
-                })?;
-            cgroup2::create(dir)?;
-            cgroup2::join(dir, pid.as_raw())?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| LifecycleError::Inconsistent {
+                id: id.clone(),
+                reason: "init process has no pid".into(),
+            })?;
+        let cgroup2_dir = match (&layout, &record.cgroup2_dir) {
+            (_, Some(dir)) => {
+                cgroup2::create(dir)?;
+                cgroup2::join(dir, pid.as_raw())?;
+                Some(dir.clone())
+            }
+            (cgroup2::Layout::V2, None) => Some(cgroup2::of_process(
+                pid.as_raw(),
+                Path::new("/sys/fs/cgroup"),
+            )?),
+            _ => None,
+        };
+        // The init process is still blocked before exec: nothing the agent runs
+        // can send a packet before this returns.
+        let rules_path = pdir.join("rules.json");
+        let json = serde_json::to_vec(&enforcement.rules).expect("rules serialise");
+        fs::write(&rules_path, json).map_err(io_err(&rules_path))?;
+        if let Some(bpf_dir) = &record.bpf_dir {
+            enforcement.attach(cgroup2_dir.as_deref(), bpf_dir)?;
         }
         Ok(container)
     }
@@ -341,6 +367,20 @@ impl Runtime {
                 id: id.clone(),
                 msg: e.to_string(),
             })
+    }
+
+    /// The container's egress decisions so far (None without BPF programs).
+    pub fn network_stats(
+        &self,
+        id: &ContainerId,
+    ) -> Result<Option<purple_ebpf::Stats>, LifecycleError> {
+        self.load(id)?;
+        match self.record(id).and_then(|r| r.bpf_dir) {
+            Some(dir) if dir.exists() => {
+                Ok(Some(purple_ebpf::stats(&dir).map_err(NetworkError::from)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Sends `signal` (a raw number, real-time signals included) to the init
@@ -464,6 +504,9 @@ impl Runtime {
         if let Some(rec) = record {
             if let Some(path) = &rec.cgroups_path {
                 self.remove_cgroup(id, path, rec.systemd)?;
+            }
+            if let Some(dir) = &rec.bpf_dir {
+                purple_ebpf::detach(dir).map_err(NetworkError::from)?;
             }
             if let Some(dir) = &rec.cgroup2_dir {
                 cgroup2::remove(dir, REMOVE_TIMEOUT)?;

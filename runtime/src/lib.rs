@@ -7,5 +7,6 @@ pub mod container;
 pub mod foreground;
 pub mod id;
 pub mod logging;
+pub mod network;
 pub mod oci;
 pub mod signal;

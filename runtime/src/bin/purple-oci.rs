@@ -6,6 +6,22 @@ use clap::Parser;
 use purple_runtime::logging;
 use purple_runtime::oci::{dispatch, Cli};
 
+/// The error and its causes on one line, each cause once: library errors often
+/// repeat their source in their own message.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !msg.contains(&s) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&s);
+        }
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A process inside the container can reach this binary through
@@ -27,7 +43,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = one_line(&e);
             if !logger.is_stderr() {
                 logger.write(tracing::Level::ERROR, &msg);
             }

@@ -34,9 +34,10 @@ pub fn events(args: Args, rt: &Runtime) -> Result<i32> {
     let id = super::container_id(&args.container_id)?;
     loop {
         let data = rt.stats(&id)?;
+        let network = rt.network_stats(&id)?;
         println!(
             "{}",
-            json!({ "type": "stats", "id": id.as_str(), "data": data })
+            json!({ "type": "stats", "id": id.as_str(), "data": data, "purple": { "network": network } })
         );
         if args.stats || rt.load(&id)?.status() == ContainerStatus::Stopped {
             return Ok(0);

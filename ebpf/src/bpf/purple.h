@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Maps, keys and the event layout shared by Purple's egress hooks, declared
+ * once. The Rust side (ebpf/src/maps.rs, ebpf/src/events.rs) mirrors these
+ * structs with #[repr(C)] types; a unit test checks the sizes match.
+ */
+#ifndef PURPLE_H
+#define PURPLE_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define PURPLE_MAX_RULES 65536
+#define PURPLE_MAX_PORT_RANGES 8
+
+#define PURPLE_ALLOW 0
+#define PURPLE_DENY 1
+
+#define PURPLE_MODE_DENY_LIST 0
+#define PURPLE_MODE_ALLOW_LIST 1
+
+#define PURPLE_PROTO_ANY 0
+
+/* Which hook decided (event.hook). */
+#define PURPLE_HOOK_CONNECT4 1
+#define PURPLE_HOOK_CONNECT6 2
+#define PURPLE_HOOK_SENDMSG4 3
+#define PURPLE_HOOK_SENDMSG6 4
+#define PURPLE_HOOK_SKB_EGRESS 5
+
+/* Rule id 0 is "no rule matched: the mode's default decided". */
+#define PURPLE_RULE_DEFAULT 0
+
+struct purple_key_v4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct purple_key_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct purple_port_range {
+	__u16 first;
+	__u16 last;
+};
+
+struct purple_rule {
+	__u32 id;
+	__u8 action;
+	__u8 protocol; /* IPPROTO_TCP, IPPROTO_UDP or PURPLE_PROTO_ANY */
+	__u8 nports;   /* 0: every port */
+	__u8 pad;
+	struct purple_port_range ports[PURPLE_MAX_PORT_RANGES];
+};
+
+struct purple_config {
+	__u8 mode;
+	__u8 pad[7];
+};
+
+struct purple_event {
+	__u64 ts_ns;
+	__u64 cgroup_id;
+	__u32 pid;      /* 0 from the skb hook, which has no task context */
+	__u32 rule_id;
+	__u8 hook;
+	__u8 family;    /* AF_INET or AF_INET6 */
+	__u8 protocol;
+	__u8 action;
+	__u16 dport;    /* host byte order */
+	__u16 pad;
+	__u8 daddr[16]; /* IPv4 in the first 4 bytes */
+	char comm[16];
+};
+
+/* Counters, index by purpose. */
+#define PURPLE_STAT_EVENTS_LOST 0
+#define PURPLE_STAT_DENIED 1
+#define PURPLE_STAT_ALLOWED 2
+#define PURPLE_STATS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PURPLE_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct purple_key_v4);
+	__type(value, struct purple_rule);
+} rules_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PURPLE_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct purple_key_v6);
+	__type(value, struct purple_rule);
+} rules_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct purple_config);
+} config SEC(".maps");
+
+/* Hits per rule id (index 0: the default decision). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PURPLE_MAX_RULES + 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rule_hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PURPLE_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+static __always_inline void purple_count(void *map, __u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(map, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline int purple_ports_match(const struct purple_rule *r, __u16 port)
+{
+	if (r->nports == 0)
+		return 1;
+#pragma unroll
+	for (int i = 0; i < PURPLE_MAX_PORT_RANGES; i++) {
+		if (i >= r->nports)
+			break;
+		if (port >= r->ports[i].first && port <= r->ports[i].last)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The most specific rule decides when protocol and port match; otherwise the
+ * mode's default does. Returns PURPLE_ALLOW or PURPLE_DENY, sets *rule_id.
+ */
+static __always_inline int purple_judge(const struct purple_rule *r, __u8 protocol, __u16 port,
+					__u32 *rule_id)
+{
+	__u32 zero = 0;
+	struct purple_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (r && (r->protocol == PURPLE_PROTO_ANY || r->protocol == protocol) &&
+	    purple_ports_match(r, port)) {
+		*rule_id = r->id;
+		return r->action;
+	}
+	*rule_id = PURPLE_RULE_DEFAULT;
+	/* No config means the loader never finished: fail closed. */
+	if (!cfg || cfg->mode == PURPLE_MODE_ALLOW_LIST)
+		return PURPLE_DENY;
+	return PURPLE_ALLOW;
+}
+
+static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 port,
+					   __u32 *rule_id)
+{
+	struct purple_key_v4 key = { .prefixlen = 32 };
+
+	/* Loopback inside the container's own network namespace is always fine. */
+	if ((bpf_ntohl(daddr_be) >> 24) == 127) {
+		*rule_id = PURPLE_RULE_DEFAULT;
+		return PURPLE_ALLOW;
+	}
+	__builtin_memcpy(key.addr, &daddr_be, 4);
+	return purple_judge(bpf_map_lookup_elem(&rules_v4, &key), protocol, port, rule_id);
+}
+
+/* IPv6, with v4-mapped (::ffff:a.b.c.d) judged by the IPv4 rules. */
+static __always_inline int purple_judge_v6(const __u32 daddr[4], __u8 protocol, __u16 port,
+					   __u32 *rule_id)
+{
+	struct purple_key_v6 key = { .prefixlen = 128 };
+
+	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff))
+		return purple_judge_v4(daddr[3], protocol, port, rule_id);
+	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1)) {
+		*rule_id = PURPLE_RULE_DEFAULT;
+		return PURPLE_ALLOW;
+	}
+	__builtin_memcpy(key.addr, daddr, 16);
+	return purple_judge(bpf_map_lookup_elem(&rules_v6, &key), protocol, port, rule_id);
+}
+
+/* Counts the decision and, for denials, emits an event (or counts it lost). */
+static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook, __u8 family,
+					  __u8 protocol, __u16 port, const void *daddr,
+					  int with_task)
+{
+	struct purple_event *e;
+
+	if (rule_id <= PURPLE_MAX_RULES)
+		purple_count(&rule_hits, rule_id);
+	if (verdict == PURPLE_ALLOW) {
+		purple_count(&stats, PURPLE_STAT_ALLOWED);
+		return;
+	}
+	purple_count(&stats, PURPLE_STAT_DENIED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		purple_count(&stats, PURPLE_STAT_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->rule_id = rule_id;
+	e->hook = hook;
+	e->family = family;
+	e->protocol = protocol;
+	e->action = PURPLE_DENY;
+	e->dport = port;
+	__builtin_memcpy(e->daddr, daddr, family == 2 ? 4 : 16);
+	if (with_task) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif

@@ -1,0 +1,149 @@
+//! Rust mirrors of the map keys and values in `bpf/purple.h`.
+
+use std::net::IpAddr;
+
+use purple_policy::plan::{Action, Mode, Protocol, Rule};
+
+/// `PURPLE_MAX_PORT_RANGES`: port ranges one rule can hold.
+pub const MAX_PORT_RANGES: usize = 8;
+/// `PURPLE_MAX_RULES`: capacity of each LPM trie.
+pub const MAX_RULES: usize = 65536;
+
+/// `struct purple_port_range`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// `struct purple_rule`: the value of both LPM tries.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleValue {
+    pub id: u32,
+    pub action: u8,
+    pub protocol: u8,
+    pub nports: u8,
+    pub pad: u8,
+    pub ports: [PortRange; MAX_PORT_RANGES],
+}
+
+/// `struct purple_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    pub mode: u8,
+    pub pad: [u8; 7],
+}
+
+// SAFETY: plain #[repr(C)] integers, no padding the kernel could leak into.
+unsafe impl aya::Pod for PortRange {}
+unsafe impl aya::Pod for RuleValue {}
+unsafe impl aya::Pod for Config {}
+
+/// `PURPLE_STAT_*` indexes of the `stats` map.
+pub const STAT_EVENTS_LOST: u32 = 0;
+pub const STAT_DENIED: u32 = 1;
+pub const STAT_ALLOWED: u32 = 2;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RuleError {
+    #[error("rule for {cidr} has {n} port ranges; at most {MAX_PORT_RANGES} fit in one rule")]
+    TooManyPorts { cidr: String, n: usize },
+    #[error("{n} rules do not fit: at most {MAX_RULES} per address family")]
+    TooManyRules { n: usize },
+}
+
+impl Config {
+    pub fn new(mode: Mode) -> Self {
+        let mode = match mode {
+            Mode::DenyList => 0,
+            Mode::AllowList => 1,
+        };
+        Self { mode, pad: [0; 7] }
+    }
+}
+
+impl RuleValue {
+    /// The map value for `rule`, numbered `id` (1-based; 0 is the default decision).
+    pub fn new(id: u32, rule: &Rule) -> Result<Self, RuleError> {
+        if rule.ports.len() > MAX_PORT_RANGES {
+            return Err(RuleError::TooManyPorts {
+                cidr: rule.cidr.to_string(),
+                n: rule.ports.len(),
+            });
+        }
+        let mut ports = [PortRange::default(); MAX_PORT_RANGES];
+        for (slot, p) in ports.iter_mut().zip(&rule.ports) {
+            *slot = PortRange {
+                first: p.first,
+                last: p.last,
+            };
+        }
+        Ok(Self {
+            id,
+            action: match rule.action {
+                Action::Allow => 0,
+                Action::Deny => 1,
+            },
+            protocol: match rule.protocol {
+                Protocol::Any => 0,
+                Protocol::Tcp => libc::IPPROTO_TCP as u8,
+                Protocol::Udp => libc::IPPROTO_UDP as u8,
+            },
+            nports: rule.ports.len() as u8,
+            pad: 0,
+            ports,
+        })
+    }
+}
+
+/// Key data of the tries: the address bytes in network order.
+pub enum KeyData {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+pub fn key_data(addr: IpAddr) -> KeyData {
+    match addr {
+        IpAddr::V4(a) => KeyData::V4(a.octets()),
+        IpAddr::V6(a) => KeyData::V6(a.octets()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_purple_h() {
+        // sizeof in purple.h: purple_port_range 4, purple_rule 4+4+8*4, purple_config 8.
+        assert_eq!(std::mem::size_of::<PortRange>(), 4);
+        assert_eq!(std::mem::size_of::<RuleValue>(), 40);
+        assert_eq!(std::mem::size_of::<Config>(), 8);
+    }
+
+    #[test]
+    fn rule_values() {
+        let r: Rule = serde_json::from_str(
+            r#"{"cidr":"10.0.0.0/8","action":"deny","ports":[443,"8000-8100"],"protocol":"tcp"}"#,
+        )
+        .unwrap();
+        let v = RuleValue::new(3, &r).unwrap();
+        assert_eq!((v.id, v.action, v.protocol, v.nports), (3, 1, 6, 2));
+        assert_eq!(
+            v.ports[1],
+            PortRange {
+                first: 8000,
+                last: 8100
+            }
+        );
+        let many: Vec<String> = (1..=9).map(|p| p.to_string()).collect();
+        let r: Rule = serde_json::from_value(
+            serde_json::json!({"cidr":"1.1.1.1","action":"deny","ports":many}),
+        )
+        .unwrap();
+        assert!(RuleValue::new(1, &r).is_err());
+    }
+}

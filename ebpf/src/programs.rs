@@ -1,0 +1,198 @@
+//! Loading the embedded object, filling its maps and attaching its programs to
+//! a container's cgroup2 directory, with links and maps pinned in bpffs.
+//!
+//! aya detaches a cgroup program when its link fd closes, i.e. when the
+//! `purple-oci create` that attached it exits; pinning the links keeps the
+//! programs attached until `delete` unpins them.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, MapData};
+use aya::programs::{
+    links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
+};
+use aya::{Ebpf, EbpfLoader};
+use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
+use purple_policy::plan::{Mode, Rule};
+
+use crate::maps::{key_data, Config, KeyData, RuleError, RuleValue, MAX_RULES};
+use crate::EbpfError;
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/purple.bpf.o"));
+
+/// The socket-address hooks, by program (C function) name.
+const SOCK_ADDR_PROGRAMS: &[&str] = &[
+    "purple_connect4",
+    "purple_connect6",
+    "purple_sendmsg4",
+    "purple_sendmsg6",
+];
+const SKB_EGRESS_PROGRAM: &str = "purple_skb_egress";
+
+/// Maps pinned next to the links: the supervisor reads `events`, `stats` and
+/// `rule_hits`; the tries and config stay inspectable for operators.
+pub const PINNED_MAPS: &[&str] = &[
+    "events",
+    "stats",
+    "rule_hits",
+    "rules_v4",
+    "rules_v6",
+    "config",
+];
+
+/// Where Purple pins a container's BPF objects.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
+fn io_err(what: String) -> impl FnOnce(io::Error) -> EbpfError {
+    move |source| EbpfError::Io { what, source }
+}
+
+/// Mounts bpffs on /sys/fs/bpf when the host has not (pins need it).
+fn ensure_bpffs() -> Result<(), EbpfError> {
+    let path = Path::new(BPFFS);
+    if statfs(path).is_ok_and(|s| s.filesystem_type() == BPF_FS_MAGIC) {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| EbpfError::Io {
+        what: format!("mount bpffs on {BPFFS}"),
+        source: e.into(),
+    })
+}
+
+fn fill_rules(ebpf: &mut Ebpf, mode: Mode, rules: &[Rule]) -> Result<(), EbpfError> {
+    if rules.len() > MAX_RULES {
+        return Err(RuleError::TooManyRules { n: rules.len() }.into());
+    }
+    let mut config: Array<&mut MapData, Config> = Array::try_from(map_mut(ebpf, "config")?)?;
+    config.set(0, Config::new(mode), 0)?;
+    let values = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Ok((r, RuleValue::new(i as u32 + 1, r)?)))
+        .collect::<Result<Vec<_>, RuleError>>()?;
+    let mut v4: LpmTrie<&mut MapData, [u8; 4], RuleValue> =
+        LpmTrie::try_from(map_mut(ebpf, "rules_v4")?)?;
+    for (rule, value) in &values {
+        if let KeyData::V4(a) = key_data(rule.cidr.addr) {
+            v4.insert(&Key::new(u32::from(rule.cidr.prefix), a), value, 0)?;
+        }
+    }
+    let mut v6: LpmTrie<&mut MapData, [u8; 16], RuleValue> =
+        LpmTrie::try_from(map_mut(ebpf, "rules_v6")?)?;
+    for (rule, value) in &values {
+        if let KeyData::V6(a) = key_data(rule.cidr.addr) {
+            v6.insert(&Key::new(u32::from(rule.cidr.prefix), a), value, 0)?;
+        }
+    }
+    Ok(())
+}
+
+fn map_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut aya::maps::Map, EbpfError> {
+    ebpf.map_mut(name).ok_or(EbpfError::Missing(name))
+}
+
+fn pin_link(link: FdLink, pin_dir: &Path, name: &str) -> Result<(), EbpfError> {
+    link.pin(pin_dir.join(format!("link_{name}")))
+        .map_err(|e| EbpfError::Pin(format!("link {name}: {e}")))?;
+    Ok(())
+}
+
+/// Loads the programs, fills the maps with `rules` under `mode`, attaches every
+/// hook to `cgroup_dir` and pins links and maps under `pin_dir`. On failure
+/// everything pinned so far is removed again (fail closed: the caller must not
+/// start the container).
+pub fn attach(
+    cgroup_dir: &Path,
+    pin_dir: &Path,
+    mode: Mode,
+    rules: &[Rule],
+) -> Result<(), EbpfError> {
+    ensure_bpffs()?;
+    fs::create_dir_all(pin_dir).map_err(io_err(format!("create {}", pin_dir.display())))?;
+    let attached = attach_pinned(cgroup_dir, pin_dir, mode, rules);
+    if attached.is_err() {
+        if let Err(e) = detach(pin_dir) {
+            tracing::warn!("cleanup of {} after failed attach: {e}", pin_dir.display());
+        }
+    }
+    attached
+}
+
+fn attach_pinned(
+    cgroup_dir: &Path,
+    pin_dir: &Path,
+    mode: Mode,
+    rules: &[Rule],
+) -> Result<(), EbpfError> {
+    let mut ebpf = EbpfLoader::new().load(OBJECT)?;
+    // Maps are complete before the first program is attached, so no call is
+    // ever judged against a partial rule set.
+    fill_rules(&mut ebpf, mode, rules)?;
+    let cgroup =
+        File::open(cgroup_dir).map_err(io_err(format!("open {}", cgroup_dir.display())))?;
+    // Through bpf_link the kernel always attaches cgroup programs in multi mode
+    // (and refuses other flags): programs of parent cgroups still run, and a
+    // nested cgroup inside the container cannot override ours.
+    for name in SOCK_ADDR_PROGRAMS {
+        let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?.try_into()?;
+        prog.load()?;
+        let id = prog.attach(&cgroup, CgroupAttachMode::Single)?;
+        pin_link(prog.take_link(id)?.try_into()?, pin_dir, name)?;
+    }
+    let prog: &mut CgroupSkb = program(&mut ebpf, SKB_EGRESS_PROGRAM)?.try_into()?;
+    prog.load()?;
+    let id = prog.attach(
+        &cgroup,
+        CgroupSkbAttachType::Egress,
+        CgroupAttachMode::Single,
+    )?;
+    pin_link(prog.take_link(id)?.try_into()?, pin_dir, SKB_EGRESS_PROGRAM)?;
+    for name in PINNED_MAPS {
+        let map = ebpf.map(name).ok_or(EbpfError::Missing(name))?;
+        map.pin(pin_dir.join(name))
+            .map_err(|e| EbpfError::Pin(format!("map {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Program, EbpfError> {
+    ebpf.program_mut(name).ok_or(EbpfError::Missing(name))
+}
+
+/// Unpins everything under `pin_dir` and removes it: with the last reference
+/// gone the kernel detaches the programs and frees the maps. Missing is fine.
+pub fn detach(pin_dir: &Path) -> Result<(), EbpfError> {
+    let entries = match fs::read_dir(pin_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(format!("read {}", pin_dir.display()))(e)),
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let p = e.path();
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("unpin {}", p.display()))(e)),
+        }
+    }
+    match fs::remove_dir(pin_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(format!("remove {}", pin_dir.display()))(e)),
+    }
+}

@@ -1,0 +1,265 @@
+//! Attacks on Purple's eBPF egress enforcement: each test tries what the plan
+//! forbids from inside a real container and checks it failed at once (EPERM
+//! for socket calls, dropped for raw packets), that allowed traffic still
+//! flows, and that the decisions were counted. Test hosts live in network
+//! namespaces of the test's own (see `netns.rs`).
+
+use std::fs;
+use std::process::Command;
+
+use purple_integration::netns::{netprobe, TestNet, HOST_LINK_V4, HOST_LINK_V6};
+use purple_integration::*;
+use serde_json::{json, Value};
+
+/// A running container in `net`'s client namespace with netprobe inside, and
+/// `plan` (if any) as its `io.purple.network` annotation.
+struct Agent {
+    oci: Oci,
+    id: String,
+    _bundle: TestBundle,
+}
+
+impl Agent {
+    fn start(net: &TestNet, plan: Option<Value>) -> Self {
+        let oci = Oci::new();
+        let b = TestBundle::new(&["sleep", "1000"]);
+        fs::copy(netprobe(), b.path().join("rootfs/bin/netprobe")).unwrap();
+        let netns = net.client_path();
+        b.edit(|c| {
+            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "network" {
+                    ns["path"] = json!(netns);
+                }
+            }
+            // Raw sockets for the ICMP attack.
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_NET_RAW"));
+            }
+            if let Some(plan) = plan {
+                c["annotations"] = json!({ "io.purple.network": plan.to_string() });
+            }
+        });
+        let id = unique_id("net");
+        oci.create(&id, &b, &[]);
+        oci.ok(&["start", &id]);
+        Self {
+            oci,
+            id,
+            _bundle: b,
+        }
+    }
+
+    /// Runs netprobe in the container; returns its one-line verdict.
+    fn probe(&self, args: &[&str]) -> String {
+        let mut full = vec!["exec", self.id.as_str(), "netprobe"];
+        full.extend_from_slice(args);
+        let out = self.oci.run(&full);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn network_stats(&self) -> Value {
+        let ev: Value =
+            serde_json::from_str(&self.oci.ok(&["events", "--stats", &self.id])).unwrap();
+        ev["purple"]["network"].clone()
+    }
+
+    /// BPF program ids attached to the container's cgroup2 directory.
+    fn prog_ids(&self) -> Vec<String> {
+        let dir = cgroup2_mount().join("purple").join(&self.id);
+        let out = Command::new("bpftool")
+            .args(["cgroup", "show"])
+            .arg(&dir)
+            .output()
+            .expect("bpftool is installed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("purple_"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+
+    fn delete(self) {
+        let ids = self.prog_ids();
+        assert_eq!(
+            ids.len(),
+            5,
+            "connect4/6, sendmsg4/6 and skb egress attached: {ids:?}"
+        );
+        self.oci.ok(&["delete", "--force", &self.id]);
+        assert_no_leftovers(&self.oci, &self.id);
+        assert!(
+            !std::path::Path::new("/sys/fs/bpf/purple")
+                .join(&self.id)
+                .exists(),
+            "pins left"
+        );
+        for id in ids {
+            let out = Command::new("bpftool")
+                .args(["prog", "show", "id", &id])
+                .output()
+                .unwrap();
+            assert!(
+                !out.status.success(),
+                "program {id} still loaded after delete"
+            );
+        }
+    }
+}
+
+fn assert_eperm(verdict: &str) {
+    assert!(
+        verdict.starts_with("err EPERM"),
+        "expected an immediate EPERM, got {verdict:?}"
+    );
+    let ms: u64 = verdict.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        ms < 500,
+        "the refusal took {ms} ms: it should not wait for SYN retries"
+    );
+}
+
+fn assert_ok(verdict: &str) {
+    assert!(
+        verdict.starts_with("ok"),
+        "expected the connection to work, got {verdict:?}"
+    );
+}
+
+#[test]
+fn metadata_is_blocked_without_any_annotation() {
+    let net = TestNet::new();
+    let a = Agent::start(&net, None);
+    assert_ok(&a.probe(&["tcp", HOST_LINK_V4, "80"]));
+    for target in [
+        "169.254.169.254",
+        "100.100.100.200",
+        "fd00:ec2::254",
+        "::ffff:169.254.169.254",
+    ] {
+        assert_eperm(&a.probe(&["tcp", target, "80"]));
+    }
+    // UDP and raw packets to the metadata address are stopped too.
+    assert_eperm(&a.probe(&["udp", "169.254.169.254", "53"]));
+    // A dropped egress packet surfaces as EPERM to the raw socket's sendto.
+    assert_eperm(&a.probe(&["icmp", "169.254.169.254"]));
+    assert!(
+        !net.received().contains("169.254.169.254"),
+        "metadata reached: {}",
+        net.received()
+    );
+    let stats = a.network_stats();
+    assert!(stats["denied"].as_u64().unwrap() >= 6, "{stats}");
+    a.delete();
+}
+
+#[test]
+fn deny_list_blocks_ips_and_cidrs() {
+    let net = TestNet::new();
+    let plan = json!({
+        "mode": "deny-list",
+        "rules": [
+            {"cidr": "1.1.1.1", "action": "deny"},
+            {"cidr": "10.99.0.0/16", "action": "deny"},
+            {"cidr": "10.99.1.0/24", "action": "allow"},
+            {"cidr": "fd00:99::/64", "action": "deny"}
+        ]
+    });
+    let a = Agent::start(&net, Some(plan));
+    assert_eperm(&a.probe(&["tcp", "1.1.1.1", "80"]));
+    assert_eperm(&a.probe(&["tcp", "10.99.0.1", "8080"]));
+    assert_ok(&a.probe(&["tcp", "10.99.1.1", "80"])); // the more specific allow wins
+    assert_ok(&a.probe(&["tcp", "10.98.0.1", "80"])); // not listed
+    assert_eperm(&a.probe(&["tcp", "fd00:99::1", "80"]));
+    assert_eperm(&a.probe(&["tcp", "::ffff:1.1.1.1", "80"])); // v4-mapped bypass attempt
+    assert_ok(&a.probe(&["tcp", HOST_LINK_V6, "80"]));
+    // Unconnected UDP (sendmsg hook) and connected UDP (connect hook).
+    assert_eperm(&a.probe(&["udp", "1.1.1.1", "53"]));
+    assert_eperm(&a.probe(&["udp-connected", "1.1.1.1", "53"]));
+    assert_ok(&a.probe(&["udp", HOST_LINK_V4, "53"]));
+    // Raw ICMP never passes connect/sendmsg hooks: the skb egress program drops it.
+    assert_eperm(&a.probe(&["icmp", "1.1.1.1"]));
+    assert_ok(&a.probe(&["icmp", HOST_LINK_V4]));
+    let got = net.received();
+    assert!(
+        !got.contains("1.1.1.1") && !got.contains("10.99.0.1") && !got.contains("fd00:99::1"),
+        "{got}"
+    );
+    // Rule 1 (1.1.1.1) was hit by tcp, v4-mapped, udp, udp-connected and icmp.
+    let stats = a.network_stats();
+    let hits: Vec<(u64, u64)> = serde_json::from_value(stats["rule_hits"].clone()).unwrap();
+    let rule1 = hits
+        .iter()
+        .find(|(id, _)| *id == 1)
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    assert!(rule1 >= 5, "rule 1 hits: {stats}");
+    a.delete();
+}
+
+#[test]
+fn allow_list_with_ports_and_protocol() {
+    let net = TestNet::new();
+    let plan = json!({
+        "mode": "allow-list",
+        "rules": [{"cidr": HOST_LINK_V4, "action": "allow", "ports": [80], "protocol": "tcp"}]
+    });
+    let a = Agent::start(&net, Some(plan));
+    assert_ok(&a.probe(&["tcp", HOST_LINK_V4, "80"]));
+    assert_eperm(&a.probe(&["tcp", HOST_LINK_V4, "8080"])); // port not listed
+    assert_eperm(&a.probe(&["udp", HOST_LINK_V4, "53"])); // protocol not listed
+    assert_eperm(&a.probe(&["tcp", "10.98.0.1", "80"])); // address not listed
+    assert_eperm(&a.probe(&["tcp", HOST_LINK_V6, "80"]));
+    assert_eperm(&a.probe(&["icmp", HOST_LINK_V4]));
+    // Loopback inside the container's own namespace always works (nothing listens: refused, not EPERM).
+    assert!(a
+        .probe(&["tcp", "127.0.0.1", "9"])
+        .starts_with("err ECONNREFUSED"));
+    a.delete();
+}
+
+#[test]
+fn rules_hold_for_grandchildren_and_exec() {
+    let net = TestNet::new();
+    let a = Agent::start(
+        &net,
+        Some(json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]})),
+    );
+    // A grandchild of a shell started by exec, detached from the exec'd process.
+    let out = a.oci.run(&[
+        "exec",
+        &a.id,
+        "sh",
+        "-c",
+        "sh -c 'netprobe tcp 1.1.1.1 80' & wait",
+    ]);
+    assert_eperm(String::from_utf8_lossy(&out.stdout).trim());
+    // A burst of blocked connects, all refused and all counted.
+    let out = a.probe(&["burst", "1.1.1.1", "80", "2000"]);
+    assert!(out.starts_with("eperm 2000 of 2000"), "{out}");
+    let stats = a.network_stats();
+    assert!(stats["denied"].as_u64().unwrap() >= 2001, "{stats}");
+    assert_eq!(stats["events_lost"], 0, "{stats}");
+    a.delete();
+}
+
+#[test]
+fn invalid_plan_is_refused_without_leftovers() {
+    let oci = Oci::new();
+    let b = TestBundle::new(&["true"]);
+    b.edit(|c| c["annotations"] = json!({"io.purple.network": "{\"rules\":[{\"cidr\":\"10.0.0.0/40\",\"action\":\"deny\"}]}"}));
+    let id = unique_id("badnet");
+    let out = oci.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("io.purple.network") && err.contains("10.0.0.0/40"),
+        "{err}"
+    );
+    assert_no_leftovers(&oci, &id);
+    assert!(!std::path::Path::new("/sys/fs/bpf/purple")
+        .join(&id)
+        .exists());
+}
