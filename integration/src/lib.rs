@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -262,6 +263,41 @@ pub fn assert_no_leftovers(oci: &Oci, id: &str) {
             );
         }
     }
+}
+
+/// The busybox image the podman tests import.
+pub const PODMAN_IMAGE: &str = "localhost/purple-busybox:test";
+
+/// Installs the podman drop-in for purple-oci and imports the busybox image (once per process).
+pub fn podman_setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let conf = format!(
+            "# Installed by Purple's integration tests.\n\
+             [containers]\n\
+             # conmon runs under this host's hard limits (nofile 20000, nproc 32768).\n\
+             default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\n\
+             [engine]\n\
+             runtime_supports_json = [\"crun\", \"runc\", \"kata\", \"runsc\", \"youki\", \"krun\", \"purple\"]\n\n\
+             [engine.runtimes]\n\
+             purple = [\"{}\"]\n",
+            purple_oci().canonicalize().unwrap().display()
+        );
+        fs::create_dir_all("/etc/containers/containers.conf.d").unwrap();
+        fs::write("/etc/containers/containers.conf.d/purple.conf", conf).unwrap();
+        let b = TestBundle::new(&["true"]);
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(b.path().join("rootfs"))
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap();
+        assert!(tar.status.success());
+        let tarfile = b.path().join("rootfs.tar");
+        fs::write(&tarfile, tar.stdout).unwrap();
+        let out = Command::new("podman").args(["import", tarfile.to_str().unwrap(), PODMAN_IMAGE]).output().expect("podman is installed (scripts/setup.sh)");
+        assert!(out.status.success(), "podman import: {}", String::from_utf8_lossy(&out.stderr));
+    });
 }
 
 /// Asserts that no cgroup directory (any hierarchy, three levels deep) has a

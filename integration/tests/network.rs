@@ -263,3 +263,36 @@ fn invalid_plan_is_refused_without_leftovers() {
         .join(&id)
         .exists());
 }
+
+#[test]
+fn podman_annotation_enforces_the_plan() {
+    // The podman test (tests/podman.rs) installs the `purple` runtime entry;
+    // this one needs it too, so it writes the same drop-in when missing.
+    podman_setup();
+    let net = TestNet::new();
+    let plan = json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}).to_string();
+    let probe = netprobe().to_str().unwrap().to_owned();
+    let out = Command::new("podman")
+        .args(["--runtime", "purple", "run", "--rm", "--network"])
+        .arg(format!("ns:{}", net.client_path()))
+        // podman splits --annotation values as CSV: quote the JSON, doubling its quotes.
+        .arg("--annotation")
+        .arg(format!("\"io.purple.network={}\"", plan.replace('"', "\"\"")))
+        .arg("-v")
+        .arg(format!("{probe}:/netprobe:ro"))
+        .args([PODMAN_IMAGE, "sh", "-c", "/netprobe tcp 1.1.1.1 80; /netprobe tcp 10.200.0.2 80; /netprobe tcp 169.254.169.254 80"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eperm(lines[0]);
+    assert_ok(lines[1]);
+    assert_eperm(lines[2]);
+    assert!(!net.received().contains("1.1.1.1"));
+}

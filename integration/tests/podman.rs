@@ -4,44 +4,9 @@
 //! `runtime_supports_json`, ulimits within this host's hard limits) and imports
 //! the busybox rootfs as a local image.
 
-use std::fs;
 use std::process::{Command, Output};
-use std::sync::Once;
 
 use purple_integration::*;
-
-const IMAGE: &str = "localhost/purple-busybox:test";
-
-fn setup() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let conf = format!(
-            "# Installed by Purple's integration tests.\n\
-             [containers]\n\
-             # conmon runs under this host's hard limits (nofile 20000, nproc 32768).\n\
-             default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\n\
-             [engine]\n\
-             runtime_supports_json = [\"crun\", \"runc\", \"kata\", \"runsc\", \"youki\", \"krun\", \"purple\"]\n\n\
-             [engine.runtimes]\n\
-             purple = [\"{}\"]\n",
-            purple_oci().canonicalize().unwrap().display()
-        );
-        fs::create_dir_all("/etc/containers/containers.conf.d").unwrap();
-        fs::write("/etc/containers/containers.conf.d/purple.conf", conf).unwrap();
-        let b = TestBundle::new(&["true"]);
-        let tar = Command::new("tar")
-            .arg("-C")
-            .arg(b.path().join("rootfs"))
-            .args(["-cf", "-", "."])
-            .output()
-            .unwrap();
-        assert!(tar.status.success());
-        let tarfile = b.path().join("rootfs.tar");
-        fs::write(&tarfile, tar.stdout).unwrap();
-        let out = podman(&["import", tarfile.to_str().unwrap(), IMAGE]);
-        assert!(out.status.success(), "podman import: {}", String::from_utf8_lossy(&out.stderr));
-    });
-}
 
 fn podman(args: &[&str]) -> Output {
     Command::new("podman")
@@ -76,7 +41,7 @@ fn assert_gone(full_id: &str) {
 
 #[test]
 fn podman_run_rm_echo() {
-    setup();
+    podman_setup();
     let name = unique_id("pm-echo");
     let out = podman_ok(&[
         "--runtime",
@@ -85,7 +50,7 @@ fn podman_run_rm_echo() {
         "--rm",
         "--name",
         &name,
-        IMAGE,
+        PODMAN_IMAGE,
         "echo",
         "hi",
     ]);
@@ -95,7 +60,7 @@ fn podman_run_rm_echo() {
         "purple",
         "run",
         "--rm",
-        IMAGE,
+        PODMAN_IMAGE,
         "sh",
         "-c",
         "exit 5",
@@ -105,7 +70,7 @@ fn podman_run_rm_echo() {
 
 #[test]
 fn podman_detached_exec_stop_rm() {
-    setup();
+    podman_setup();
     let name = unique_id("pm-d");
     let id = podman_ok(&[
         "--runtime",
@@ -114,7 +79,7 @@ fn podman_detached_exec_stop_rm() {
         "-d",
         "--name",
         &name,
-        IMAGE,
+        PODMAN_IMAGE,
         "sleep",
         "1000",
     ]);
