@@ -314,7 +314,9 @@ impl Runtime {
         Ok(container)
     }
 
-    /// Lets the init process exec the user's program.
+    /// Lets the init process exec the user's program, and returns once it has:
+    /// a signal sent right after `start` must reach the program, not the
+    /// runtime's init code (which would die of it or, as pid 1, ignore it).
     pub fn start(&self, id: &ContainerId) -> Result<Container, LifecycleError> {
         let mut c = self.load(id)?;
         if c.status() != ContainerStatus::Created {
@@ -323,7 +325,15 @@ impl Runtime {
                 status: c.status().to_string().to_lowercase(),
             });
         }
+        let exe = |pid: Pid| fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let before = c.pid().and_then(exe);
         c.start().map_err(lc)?;
+        if let (Some(pid), Some(before)) = (c.pid(), before) {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while exe(pid).is_some_and(|now| now == before) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         Ok(c)
     }
 
