@@ -237,4 +237,28 @@ static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* The socket-address hooks (connect, sendmsg) differ only in which hook they
+ * report; the destination is the user's address in both. */
+static __always_inline int purple_sock_addr4(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	__u32 rule_id;
+	__u32 daddr = ctx->user_ip4;
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	int v = purple_judge_v4(daddr, ctx->protocol, port, &rule_id);
+
+	purple_record(v, rule_id, hook, 2, ctx->protocol, port, &daddr, 1);
+	return v == PURPLE_ALLOW;
+}
+
+static __always_inline int purple_sock_addr6(struct bpf_sock_addr *ctx, __u8 hook)
+{
+	__u32 rule_id;
+	__u32 daddr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	int v = purple_judge_v6(daddr, ctx->protocol, port, &rule_id);
+
+	purple_record(v, rule_id, hook, 10, ctx->protocol, port, daddr, 1);
+	return v == PURPLE_ALLOW;
+}
+
 #endif

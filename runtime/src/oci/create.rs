@@ -6,8 +6,9 @@ use anyhow::{Context, Result};
 
 use crate::container::{CreateOptions, Runtime};
 
+/// Flags `create` and `run` share.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct InitArgs {
     /// Path to the bundle directory (holds config.json).
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
@@ -26,10 +27,9 @@ pub struct Args {
     /// Pass N more file descriptors (from 3) to the container.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: i32,
-    pub container_id: String,
 }
 
-impl Args {
+impl InitArgs {
     pub(super) fn options(&self, detach: bool) -> CreateOptions {
         CreateOptions {
             bundle: self.bundle.clone(),
@@ -42,9 +42,16 @@ impl Args {
     }
 }
 
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub init: InitArgs,
+    pub container_id: String,
+}
+
 pub fn create(args: Args, rt: &Runtime) -> Result<i32> {
     let id = super::container_id(&args.container_id)?;
-    rt.create(&id, &args.options(true))
+    rt.create(&id, &args.init.options(true))
         .with_context(|| format!("cannot create container \"{id}\""))?;
     Ok(0)
 }

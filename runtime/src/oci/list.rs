@@ -3,13 +3,8 @@
 use anyhow::Result;
 use serde_json::Value;
 
+use super::Format;
 use crate::container::Runtime;
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -124,6 +124,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// `--format` of `ps` and `list`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
 /// Parses a container ID argument with a message that says what is wrong.
 pub(crate) fn container_id(raw: &str) -> Result<crate::id::ContainerId> {
     Ok(crate::id::ContainerId::parse(raw)?)

@@ -10,27 +10,11 @@ use crate::id::ContainerId;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Path to the bundle directory (holds config.json).
-    #[arg(short, long, default_value = ".")]
-    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub init: super::create::InitArgs,
     /// Return once the container started; do not wait or delete it.
     #[arg(short, long)]
     pub detach: bool,
-    /// Unix socket that receives the container's pty master.
-    #[arg(long)]
-    pub console_socket: Option<PathBuf>,
-    /// File to write the init process's pid to.
-    #[arg(long)]
-    pub pid_file: Option<PathBuf>,
-    /// Do not use pivot_root (for ramdisk roots).
-    #[arg(long)]
-    pub no_pivot: bool,
-    /// Do not create a new session keyring.
-    #[arg(long)]
-    pub no_new_keyring: bool,
-    /// Pass N more file descriptors (from 3) to the container.
-    #[arg(long, default_value_t = 0)]
-    pub preserve_fds: i32,
     /// Container ID, or a bundle directory (contains '/') to run under a generated ID.
     pub container_id: String,
 }
@@ -44,21 +28,12 @@ fn generated_id() -> ContainerId {
 pub fn run(mut args: Args, rt: &Runtime) -> Result<i32> {
     // IDs never contain '/', so an argument with one can only be a bundle path.
     let id = if args.container_id.contains('/') {
-        args.bundle = PathBuf::from(&args.container_id);
+        args.init.bundle = PathBuf::from(&args.container_id);
         generated_id()
     } else {
         super::container_id(&args.container_id)?
     };
-    let opts = super::create::Args {
-        bundle: args.bundle,
-        console_socket: args.console_socket,
-        pid_file: args.pid_file,
-        no_pivot: args.no_pivot,
-        no_new_keyring: args.no_new_keyring,
-        preserve_fds: args.preserve_fds,
-        container_id: id.to_string(),
-    }
-    .options(args.detach);
+    let opts = args.init.options(args.detach);
     let container = rt
         .create(&id, &opts)
         .with_context(|| format!("cannot create container \"{id}\""))?;
