@@ -25,6 +25,16 @@ mod stats;
 pub use programs::{attach, detach, BPFFS, PINNED_MAPS};
 pub use stats::{stats, Stats};
 
+/// Opens the `events` ring buffer pinned in `pin_dir` (for the supervisor).
+pub fn open_events(
+    pin_dir: &std::path::Path,
+) -> Result<aya::maps::RingBuf<aya::maps::MapData>, EbpfError> {
+    let data = aya::maps::MapData::from_pin(pin_dir.join("events"))?;
+    Ok(aya::maps::RingBuf::try_from(
+        aya::maps::Map::from_map_data(data)?,
+    )?)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
     #[error("loading Purple's BPF object: {0}")]

@@ -24,12 +24,16 @@ use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process};
+use purple_policy::plan::POLICY_NAME_ANNOTATION;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::audit::{self, AuditLog, Entry};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
 use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError};
+use crate::supervisor::{self, SupervisorArgs};
 
 /// How long delete waits for a killed container's processes to be reaped.
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,6 +107,21 @@ pub struct Record {
     /// Where the container's BPF links and maps are pinned.
     #[serde(default)]
     pub bpf_dir: Option<PathBuf>,
+    /// The container's audit log.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// The policy name records carry (`io.purple.policy.name`).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The supervisor process, once started.
+    #[serde(default)]
+    pub supervisor_pid: Option<u32>,
+}
+
+fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
+    let path = pdir.join("record.json");
+    let json = serde_json::to_vec(record).expect("record serialises");
+    fs::write(&path, json).map_err(io_err(&path))
 }
 
 /// Options of `create` and `run`.
@@ -258,16 +277,20 @@ impl Runtime {
         // Rules are checked (and names resolved) before anything is created.
         let enforcement = Enforcement::from_annotations(spec.annotations().as_ref())?;
         let layout = cgroup2::detect();
-        let record = Record {
+        let mut record = Record {
             bundle: bundle.dir.clone(),
             cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
             systemd: self.systemd,
             cgroup2_dir: layout.purple_dir(id.as_str()),
             bpf_dir: Some(network::pin_dir(id.as_str())),
+            audit_log: Some(audit::default_path(id.as_str())),
+            policy: spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(POLICY_NAME_ANNOTATION).cloned()),
+            supervisor_pid: None,
         };
-        let record_path = pdir.join("record.json");
-        let json = serde_json::to_vec(&record).expect("record serialises");
-        fs::write(&record_path, json).map_err(io_err(&record_path))?;
+        save_record(pdir, &record)?;
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
 
@@ -311,7 +334,42 @@ impl Runtime {
         if let Some(bpf_dir) = &record.bpf_dir {
             enforcement.attach(cgroup2_dir.as_deref(), bpf_dir)?;
         }
+        self.audit(
+            id,
+            &record,
+            Entry::new(
+                "lifecycle",
+                json!({"event": "created", "pid": pid.as_raw()}),
+            ),
+        );
+        if let Some(log) = &record.audit_log {
+            let args = SupervisorArgs {
+                id: id.to_string(),
+                log: log.clone(),
+                policy: record.policy.clone(),
+                cgroup2: cgroup2_dir,
+                pins: record.bpf_dir.clone().filter(|d| d.exists()),
+                rules: Some(rules_path),
+            };
+            let spid =
+                supervisor::spawn(&self.root, &args).map_err(io_err(Path::new("supervisor")))?;
+            record.supervisor_pid = Some(spid);
+            save_record(pdir, &record)?;
+        }
         Ok(container)
+    }
+
+    /// Appends one record to the container's audit log. Auditing never stops
+    /// the lifecycle: a failure is logged as a warning.
+    fn audit(&self, id: &ContainerId, record: &Record, e: Entry) {
+        let Some(path) = &record.audit_log else {
+            return;
+        };
+        let written = AuditLog::open(path, id.as_str(), record.policy.as_deref())
+            .and_then(|mut log| log.append(&[e]));
+        if let Err(err) = written {
+            tracing::warn!("audit record for {id}: {err}");
+        }
     }
 
     /// Lets the init process exec the user's program, and returns once it has:
@@ -328,6 +386,13 @@ impl Runtime {
         let exe = |pid: Pid| fs::read_link(format!("/proc/{pid}/exe")).ok();
         let before = c.pid().and_then(exe);
         c.start().map_err(lc)?;
+        if let Some(rec) = self.record(id) {
+            self.audit(
+                id,
+                &rec,
+                Entry::new("lifecycle", json!({"event": "started"})),
+            );
+        }
         if let (Some(pid), Some(before)) = (c.pid(), before) {
             let deadline = Instant::now() + Duration::from_secs(1);
             while exe(pid).is_some_and(|now| now == before) && Instant::now() < deadline {
@@ -512,6 +577,10 @@ impl Runtime {
     /// it when the container never got a loadable state.
     fn purge(&self, id: &ContainerId, record: Option<&Record>) -> Result<(), LifecycleError> {
         if let Some(rec) = record {
+            // Stopped first, so that its last records precede "deleted".
+            if let Some(pid) = rec.supervisor_pid {
+                supervisor::stop(pid, id.as_str());
+            }
             if let Some(path) = &rec.cgroups_path {
                 self.remove_cgroup(id, path, rec.systemd)?;
             }
@@ -521,6 +590,13 @@ impl Runtime {
             if let Some(dir) = &rec.cgroup2_dir {
                 cgroup2::remove(dir, REMOVE_TIMEOUT)?;
             }
+        }
+        if let Some(rec) = record {
+            self.audit(
+                id,
+                rec,
+                Entry::new("lifecycle", json!({"event": "deleted"})),
+            );
         }
         for dir in [self.state_dir(id), self.purple_dir(id)] {
             match fs::remove_dir_all(&dir) {

@@ -1,6 +1,7 @@
 //! Purple's runtime: the `purple-oci` command (runc's CLI contract) over
 //! libcontainer, plus the parts Purple adds to a container's lifecycle.
 
+pub mod audit;
 pub mod bundle;
 pub mod cgroup2;
 pub mod container;
@@ -10,3 +11,4 @@ pub mod logging;
 pub mod network;
 pub mod oci;
 pub mod signal;
+pub mod supervisor;

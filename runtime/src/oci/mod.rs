@@ -89,6 +89,9 @@ pub enum Command {
     Events(events::Args),
     /// Change the resource limits of a running container.
     Update(update::Args),
+    /// The per-container supervisor (started by create; not for people).
+    #[command(hide = true)]
+    Supervise(crate::supervisor::SupervisorArgs),
 }
 
 impl Command {
@@ -121,6 +124,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Features => features::features(),
         Command::Events(a) => events::events(a, &rt),
         Command::Update(a) => update::update(a, &rt),
+        Command::Supervise(a) => {
+            crate::supervisor::run(&a)?;
+            Ok(0)
+        }
     }
 }
 

@@ -1,0 +1,157 @@
+//! The supervisor and the audit log, on real containers: a blocked connect is
+//! recorded once with its fields, bursts are fully accounted for, the hash
+//! chain catches tampering, the agent cannot reach the log, and no supervisor
+//! outlives its container.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use purple_integration::netns::{netprobe, TestNet};
+use purple_integration::*;
+use purple_runtime::audit;
+use serde_json::json;
+
+fn start(net: &TestNet, oci: &Oci, cmd: &[&str], plan: serde_json::Value) -> (String, TestBundle) {
+    let b = TestBundle::new(cmd);
+    fs::copy(netprobe(), b.path().join("rootfs/bin/netprobe")).unwrap();
+    let netns = net.client_path();
+    b.edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(netns);
+            }
+        }
+        c["annotations"] = json!({
+            "io.purple.network": plan.to_string(),
+            "io.purple.policy.name": "test-policy"
+        });
+    });
+    let id = unique_id("audit");
+    oci.create(&id, &b, &[]);
+    oci.ok(&["start", &id]);
+    (id, b)
+}
+
+fn supervisor_pid(oci: &Oci, id: &str) -> u32 {
+    oci.record(id)["supervisor_pid"].as_u64().unwrap() as u32
+}
+
+fn wait_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(Instant::now() < deadline, "supervisor {pid} still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn blocked_connect_is_recorded_once_and_the_chain_holds() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start(
+        &net,
+        &oci,
+        &["sleep", "1000"],
+        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+    );
+    let log = audit::default_path(&id);
+    let out = oci.run(&["exec", &id, "netprobe", "tcp", "1.1.1.1", "443"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("err EPERM"));
+    // The agent cannot reach the log: it is on the host, outside its rootfs.
+    let out = oci.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        &format!("echo forged >> {}", log.display()),
+    ]);
+    assert!(!out.status.success());
+    let sup = supervisor_pid(&oci, &id);
+    oci.ok(&["delete", "--force", &id]);
+    wait_gone(sup);
+    assert_no_leftovers(&oci, &id);
+
+    let recs = audit::verify(&log).unwrap();
+    let blocked: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind == "network.blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{recs:#?}");
+    let b = blocked[0];
+    assert_eq!(b.comm.as_deref(), Some("netprobe"));
+    assert!(b.pid.unwrap() > 0);
+    assert_eq!(b.rule.as_deref(), Some("#1 deny 1.1.1.1/32"));
+    assert_eq!(b.details["destination"], "1.1.1.1");
+    assert_eq!(b.details["port"], 443);
+    assert_eq!(b.details["protocol"], "tcp");
+    assert_eq!(b.policy.as_deref(), Some("test-policy"));
+    assert_eq!(b.container_id, id);
+    let events: Vec<&str> = recs
+        .iter()
+        .filter(|r| r.kind == "lifecycle")
+        .map(|r| r.details["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"created"));
+    assert!(events.contains(&"started"));
+    assert_eq!(events.last(), Some(&"deleted"));
+    chrono_like(&b.time);
+
+    // Tampering: change one field of one record; verification must fail.
+    let text = fs::read_to_string(&log).unwrap();
+    fs::write(&log, text.replacen("1.1.1.1", "8.8.8.8", 1)).unwrap();
+    assert!(audit::verify(&log).is_err());
+    let _ = fs::remove_file(&log);
+}
+
+fn chrono_like(t: &str) {
+    // RFC 3339 with nanoseconds: 2026-11-28T21:00:00.123456789Z
+    assert_eq!(t.len(), 30, "{t}");
+    assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+}
+
+#[test]
+fn burst_of_blocked_connects_is_fully_accounted() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start(
+        &net,
+        &oci,
+        &["sleep", "1000"],
+        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+    );
+    let out = oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "10000"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("eperm 10000 of 10000"));
+    let stats: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["events", "--stats", &id])).unwrap();
+    let lost = stats["purple"]["network"]["events_lost"].as_u64().unwrap();
+    let sup = supervisor_pid(&oci, &id);
+    oci.ok(&["delete", "--force", &id]);
+    wait_gone(sup);
+    let log = audit::default_path(&id);
+    let recs = audit::verify(&log).unwrap();
+    let blocked = recs.iter().filter(|r| r.kind == "network.blocked").count() as u64;
+    assert_eq!(blocked + lost, 10000, "recorded {blocked}, lost {lost}");
+    let _ = fs::remove_file(&log);
+}
+
+#[test]
+fn supervisor_exits_with_its_container() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start(&net, &oci, &["sh", "-c", "sleep 0.5"], json!({}));
+    let sup = supervisor_pid(&oci, &id);
+    assert!(Path::new(&format!("/proc/{sup}")).exists());
+    oci.wait_status(&id, "stopped");
+    wait_gone(sup);
+    let log = audit::default_path(&id);
+    let recs = audit::verify(&log).unwrap();
+    assert!(recs.iter().any(|r| r.details["event"] == "exited"));
+    oci.ok(&["delete", &id]);
+    assert_no_leftovers(&oci, &id);
+    let _ = fs::remove_file(&log);
+}

@@ -1,0 +1,301 @@
+//! The audit log: JSON Lines, one record per event, outside the container
+//! (`/var/log/purple/<id>.jsonl` unless configured), append-only, each record
+//! carrying the SHA-256 of the previous line so that a changed, removed or
+//! reordered record is detected by [`verify`].
+//!
+//! Several processes append to one log (create, start, delete, the
+//! supervisor); an exclusive `flock` around read-last-hash-and-append keeps
+//! the chain linear.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Version of the record layout (`schema` field).
+pub const SCHEMA: u32 = 1;
+/// Where logs go unless the policy names a path.
+pub const LOG_DIR: &str = "/var/log/purple";
+/// `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit log {path}, line {line}: {reason}")]
+    Broken {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub schema: u32,
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub time: String,
+    pub container_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// `lifecycle`, `network.blocked`, ...
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// The rule that decided, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub details: Value,
+    /// SHA-256 (hex) of the previous line, or [`GENESIS`].
+    pub prev: String,
+}
+
+/// What a caller fills in; the log adds schema, seq, time and prev.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    pub kind: String,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub rule: Option<String>,
+    pub details: Value,
+}
+
+impl Entry {
+    pub fn new(kind: &str, details: Value) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            details,
+            ..Default::default()
+        }
+    }
+}
+
+/// The default log path of a container.
+pub fn default_path(id: &str) -> PathBuf {
+    Path::new(LOG_DIR).join(format!("{id}.jsonl"))
+}
+
+fn hash(line: &[u8]) -> String {
+    Sha256::digest(line)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An open, append-only audit log of one container.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    container_id: String,
+    policy: Option<String>,
+}
+
+impl AuditLog {
+    pub fn open(path: &Path, container_id: &str, policy: Option<&str>) -> Result<Self, AuditError> {
+        let io = |source| AuditError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            container_id: container_id.to_owned(),
+            policy: policy.map(str::to_owned),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends records for `entries`, chained to whatever the log ends with.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let io = |source| AuditError::Io { path, source };
+        // SAFETY: flock on our own open fd.
+        if unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        let result = self.append_locked(entries);
+        // SAFETY: as above; closing the fd would release it too.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        result.map_err(io)
+    }
+
+    fn append_locked(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        let (mut seq, mut prev) = last_link(&mut self.file)?;
+        let mut out = Vec::new();
+        for e in entries {
+            seq += 1;
+            let rec = Record {
+                schema: SCHEMA,
+                seq,
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                container_id: self.container_id.clone(),
+                policy: self.policy.clone(),
+                kind: e.kind.clone(),
+                pid: e.pid,
+                comm: e.comm.clone(),
+                rule: e.rule.clone(),
+                details: e.details.clone(),
+                prev: prev.clone(),
+            };
+            let line = serde_json::to_vec(&rec).expect("records serialise");
+            prev = hash(&line);
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+        self.file.write_all(&out)?;
+        self.file.sync_data()
+    }
+}
+
+/// Sequence number and hash of the last line (0 and GENESIS for an empty log).
+fn last_link(file: &mut File) -> std::io::Result<(u64, String)> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok((0, GENESIS.to_owned()));
+    }
+    // Read a growing tail until it holds the whole last line.
+    let mut window = 4096u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail)?;
+        let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+        let line = match body.iter().rposition(|&b| b == b'\n') {
+            Some(pos) => &body[pos + 1..],
+            None if start == 0 => body,
+            None => {
+                window *= 2;
+                continue;
+            }
+        };
+        let seq = serde_json::from_slice::<Record>(line).map_or(0, |r| r.seq);
+        return Ok((seq, hash(line)));
+    }
+}
+
+/// Reads every record, checking the chain; returns them in order.
+pub fn verify(path: &Path) -> Result<Vec<Record>, AuditError> {
+    let io = |source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut prev = GENESIS.to_owned();
+    let mut records = Vec::new();
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(io)?;
+        let broken = |reason: String| AuditError::Broken {
+            path: path.to_owned(),
+            line: i + 1,
+            reason,
+        };
+        let rec: Record =
+            serde_json::from_slice(&line).map_err(|e| broken(format!("not a record: {e}")))?;
+        if rec.prev != prev {
+            return Err(broken(
+                "hash chain broken: the previous record was changed, removed or moved".into(),
+            ));
+        }
+        if rec.seq != i as u64 + 1 {
+            return Err(broken(format!(
+                "sequence {} where {} was due",
+                rec.seq,
+                i + 1
+            )));
+        }
+        prev = hash(&line);
+        records.push(rec);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.jsonl");
+        let mut log = AuditLog::open(&p, "c1", Some("secure-agent")).unwrap();
+        for i in 0..n {
+            log.append(&[Entry::new("lifecycle", json!({"n": i}))])
+                .unwrap();
+        }
+        (d, p)
+    }
+
+    #[test]
+    fn chain_verifies_across_reopens() {
+        let (_d, p) = log_with(3);
+        let mut again = AuditLog::open(&p, "c1", None).unwrap();
+        again
+            .append(&[
+                Entry::new("network.blocked", json!({})),
+                Entry::new("lifecycle", json!({})),
+            ])
+            .unwrap();
+        let recs = verify(&p).unwrap();
+        assert_eq!(recs.len(), 5);
+        assert_eq!(recs[0].prev, GENESIS);
+        assert_eq!(recs[4].seq, 5);
+        assert_eq!(recs[0].policy.as_deref(), Some("secure-agent"));
+    }
+
+    #[test]
+    fn edits_removals_and_reorders_are_detected() {
+        let (_d, p) = log_with(4);
+        let text = fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let write = |ls: Vec<String>| fs::write(&p, ls.join("\n") + "\n").unwrap();
+        let owned = |ls: &[&str]| ls.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        let mut edited = owned(&lines);
+        edited[1] = edited[1].replace("\"n\":1", "\"n\":7");
+        write(edited);
+        assert!(verify(&p).unwrap_err().to_string().contains("line 3"));
+
+        let mut removed = owned(&lines);
+        removed.remove(2);
+        write(removed);
+        assert!(verify(&p).is_err());
+
+        let mut swapped = owned(&lines);
+        swapped.swap(1, 2);
+        write(swapped);
+        assert!(verify(&p).is_err());
+
+        write(owned(&lines));
+        assert_eq!(verify(&p).unwrap().len(), 4);
+    }
+}
