@@ -155,3 +155,41 @@ fn supervisor_exits_with_its_container() {
     assert_no_leftovers(&oci, &id);
     let _ = fs::remove_file(&log);
 }
+
+#[test]
+fn oom_kill_and_pids_limit_are_recorded() {
+    let oci = Oci::new();
+    let b = TestBundle::new(&[
+        "sh",
+        "-c",
+        // A memory hog against the limit, then a bounded fork bomb against pids.max.
+        "sh -c 'x=$(head -c 100000000 /dev/zero | tr \"\\0\" a)'; \
+         for i in $(seq 1 40); do sleep 1 & done 2>/dev/null; wait",
+    ]);
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] =
+            json!({"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024});
+        c["linux"]["resources"]["pids"] = json!({"limit": 16});
+    });
+    let id = unique_id("limits");
+    oci.create(&id, &b, &[]);
+    let sup = supervisor_pid(&oci, &id);
+    oci.ok(&["start", &id]);
+    oci.wait_status(&id, "stopped");
+    wait_gone(sup);
+    oci.ok(&["delete", &id]);
+    let log = audit::default_path(&id);
+    let recs = audit::verify(&log).unwrap();
+    let oom: Vec<_> = recs.iter().filter(|r| r.kind == "resource.oom").collect();
+    assert!(!oom.is_empty(), "no resource.oom in {recs:#?}");
+    assert!(
+        oom.iter()
+            .map(|r| r.details["count"].as_u64().unwrap())
+            .sum::<u64>()
+            >= 1
+    );
+    let pids: Vec<_> = recs.iter().filter(|r| r.kind == "resource.pids").collect();
+    assert!(!pids.is_empty(), "no resource.pids in {recs:#?}");
+    assert!(pids[0].details["count"].as_u64().unwrap() >= 1);
+    let _ = fs::remove_file(&log);
+}

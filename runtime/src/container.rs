@@ -347,6 +347,11 @@ impl Runtime {
                 id: id.to_string(),
                 log: log.clone(),
                 policy: record.policy.clone(),
+                counters: record
+                    .cgroups_path
+                    .as_deref()
+                    .map(|p| supervisor::counters(p, cgroup2_dir.as_deref()))
+                    .unwrap_or_default(),
                 cgroup2: cgroup2_dir,
                 pins: record.bpf_dir.clone().filter(|d| d.exists()),
                 rules: Some(rules_path),

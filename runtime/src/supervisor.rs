@@ -40,6 +40,82 @@ pub struct SupervisorArgs {
     /// The effective rule list (rules.json), to name the rule that decided.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Files holding resource-limit counters, as KIND=FILE:KEY (e.g.
+    /// `resource.oom=/sys/fs/cgroup/memory/purple/x/memory.oom_control:oom_kill`).
+    #[arg(long = "counter", value_name = "KIND=FILE:KEY")]
+    pub counters: Vec<String>,
+}
+
+/// A kernel counter of limit hits, in a cgroup file of `key value` lines.
+struct Counter {
+    kind: String,
+    file: PathBuf,
+    key: String,
+    seen: u64,
+}
+
+impl Counter {
+    fn parse(raw: &str) -> Option<Self> {
+        let (kind, rest) = raw.split_once('=')?;
+        let (file, key) = rest.rsplit_once(':')?;
+        let mut c = Self {
+            kind: kind.to_owned(),
+            file: file.into(),
+            key: key.to_owned(),
+            seen: 0,
+        };
+        c.seen = c.read().unwrap_or(0);
+        Some(c)
+    }
+
+    fn read(&self) -> Option<u64> {
+        fs::read_to_string(&self.file)
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix(self.key.as_str())?.trim().parse().ok())
+    }
+
+    /// A record when the counter grew since last time (hits are summed per check).
+    fn check(&mut self) -> Option<Entry> {
+        let now = self.read()?;
+        if now <= self.seen {
+            return None;
+        }
+        let delta = now - self.seen;
+        self.seen = now;
+        Some(Entry::new(
+            &self.kind,
+            json!({ "count": delta, "total": now, "source": self.file }),
+        ))
+    }
+}
+
+/// The limit counters of a container's cgroups: OOM kills and refused forks.
+pub fn counters(cgroups_path: &Path, cgroup2: Option<&Path>) -> Vec<String> {
+    let rel = cgroups_path.strip_prefix("/").unwrap_or(cgroups_path);
+    let v1 = Path::new("/sys/fs/cgroup/memory").join(rel);
+    let mut out = Vec::new();
+    if v1.exists() {
+        out.push(format!(
+            "resource.oom={}:oom_kill",
+            v1.join("memory.oom_control").display()
+        ));
+        let pids = Path::new("/sys/fs/cgroup/pids").join(rel);
+        out.push(format!(
+            "resource.pids={}:max",
+            pids.join("pids.events").display()
+        ));
+    } else if let Some(dir) = cgroup2 {
+        out.push(format!(
+            "resource.oom={}:oom_kill",
+            dir.join("memory.events").display()
+        ));
+        out.push(format!(
+            "resource.pids={}:max",
+            dir.join("pids.events").display()
+        ));
+    }
+    out
 }
 
 /// Starts the supervisor as a daemon (own session, no stdio, no inherited
@@ -59,6 +135,9 @@ pub fn spawn(root: &Path, args: &SupervisorArgs) -> std::io::Result<u32> {
     }
     if let Some(p) = &args.policy {
         cmd.arg("--policy").arg(p);
+    }
+    for c in &args.counters {
+        cmd.arg("--counter").arg(c);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -135,6 +214,11 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         .pins
         .as_ref()
         .and_then(|p| purple_ebpf::open_events(p).ok());
+    let mut limits: Vec<Counter> = args
+        .counters
+        .iter()
+        .filter_map(|c| Counter::parse(c))
+        .collect();
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
@@ -171,6 +255,8 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             })
         };
         drain(&mut log, &mut ring)?;
+        let hits: Vec<Entry> = limits.iter_mut().filter_map(Counter::check).collect();
+        log.append(&hits)?;
         let gone = args.cgroup2.as_ref().is_none_or(|d| !populated(d));
         if stop || gone {
             if gone {
