@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Lifecycle latency, runc vs purple-oci, same busybox `true` bundle, one run.
+#
+#   sudo bench/lifecycle.sh [--smoke]
+#
+# Variants: runc; runc with the seccomp profile; purple-oci bare (no
+# annotation: Purple still attaches its 5 eBPF programs with the default
+# cloud-metadata rules, there is no switch to turn that off); purple-oci full
+# (100 CIDR rules in io.purple.network plus the seccomp profile).
+# (a) hyperfine: `run ID` to exit and delete (runc's `run` deletes unless --keep,
+#     like purple-oci's), and `create && start && delete -f` as one command;
+# (b) benchlib.py steps: create, start, delete timed separately (the container
+#     is waited for, untimed, until `state` says stopped, so delete needs no -f).
+# Writes bench/results/lifecycle*.{json,md} and docs/benchmarks-lifecycle.png.
+# Env: PURPLE_OCI (binary), RUNC, RUNS (hyperfine runs, default 30).
+source "$(dirname "$0")/lib.sh"
+need hyperfine python3
+
+RUNS=${RUNS:-30}
+WARMUP=3
+if [ "$SMOKE" = 1 ]; then RUNS=1; WARMUP=0; fi
+
+bare=$WORK/bare full=$WORK/full
+bundle "$bare" true
+bundle "$full" true
+py plan 100 > "$WORK/plan100.json"
+py config "$full/config.json" --plan "$WORK/plan100.json" --seccomp
+
+rr=$WORK/root-runc pr=$WORK/root-purple
+mkdir -p "$rr" "$pr"
+on_exit remove_all "$RUNC" "$rr" "$TAG"
+on_exit remove_all "$PURPLE_OCI" "$pr" "$TAG"
+
+# `$$` is expanded by hyperfine's sh -c: a fresh ID per iteration.
+id="${TAG}-\$\$"
+runc_c="$RUNC --root $rr"
+purple_c="$PURPLE_OCI --root $pr"
+
+log "run to exit and delete ($RUNS runs each)"
+hyperfine --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$OUT/lifecycle-run.json" \
+  -n runc "$runc_c run -b $bare $id" \
+  -n "runc + seccomp" "$runc_c run -b $full $id" \
+  -n "purple-oci bare" "$purple_c run -b $bare $id" \
+  -n "purple-oci full (100 rules + seccomp)" "$purple_c run -b $full $id" >&2
+
+log "create && start && delete -f as one command ($RUNS runs each)"
+chain() { echo "$1 create -b $2 $id && $1 start $id && $1 delete -f $id"; }
+hyperfine --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$OUT/lifecycle-chain.json" \
+  -n runc "$(chain "$runc_c" "$bare")" \
+  -n "runc + seccomp" "$(chain "$runc_c" "$full")" \
+  -n "purple-oci bare" "$(chain "$purple_c" "$bare")" \
+  -n "purple-oci full (100 rules + seccomp)" "$(chain "$purple_c" "$full")" >&2
+
+log "create, start, delete separately ($RUNS runs each, interleaved)"
+py steps "$OUT/lifecycle-steps.json" "$RUNS" \
+  runc "$RUNC" "$rr" "$bare" \
+  runc+seccomp "$RUNC" "$rr" "$full" \
+  purple-bare "$PURPLE_OCI" "$pr" "$bare" \
+  purple-full "$PURPLE_OCI" "$pr" "$full"
+
+py hyperfine-table "$WORK/run.md" runc "$OUT/lifecycle-run.json"
+py hyperfine-table "$WORK/chain.md" runc "$OUT/lifecycle-chain.json"
+py steps-table "$WORK/steps.md" runc "$OUT/lifecycle-steps.json"
+{
+  echo "## Lifecycle ($RUNS runs per row)"
+  echo
+  host_description
+  echo
+  echo "### run to exit and delete"
+  echo
+  cat "$WORK/run.md"
+  echo
+  echo "### create && start && delete -f (one hyperfine command)"
+  echo
+  cat "$WORK/chain.md"
+  echo
+  echo "### create, start, delete timed separately (mean ± sd, ms)"
+  echo
+  cat "$WORK/steps.md"
+} > "$OUT/lifecycle.md"
+cat "$OUT/lifecycle.md"
+
+pyplot=$(plot_python)
+if [ -n "$pyplot" ]; then
+  png=$REPO/docs/benchmarks-lifecycle.png
+  [ "$SMOKE" = 1 ] && png=$WORK/lifecycle.png
+  "$pyplot" "$BENCH/benchlib.py" plot "$png" "$OUT"
+  log "plot: $png"
+else
+  log "matplotlib not found (apt-get install python3-matplotlib): no plot"
+fi
+
+left=$(remove_all "$RUNC" "$rr" "$TAG"; remove_all "$PURPLE_OCI" "$pr" "$TAG"; leftovers "$TAG" "$rr" "$pr")
+[ -z "$left" ] || { log "left behind: $left"; exit 1; }
