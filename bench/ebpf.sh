@@ -8,7 +8,7 @@
 # Cases: no programs (a runc container; iperf3 in the caller's own cgroup),
 # then purple-oci with 0 extra rules (only the default metadata rules), 100 and
 # 10,000 random /32 and /24 deny rules that do not cover the server.
-# connect rate: `netprobe connect-rate` (bench/netprobe.c, static) exec'd in
+# connect rate: `netprobe connect-rate` (integration/probe/netprobe.c, static) exec'd in
 # the sleeping container. Throughput: iperf3 is dynamic and not in the busybox
 # rootfs, so the iperf3 client runs with `ip netns exec CLIENT` and moves itself
 # into the container's cgroup2 directory first, where Purple's programs judge
@@ -24,7 +24,7 @@ if [ "$SMOKE" = 1 ]; then REPS=1 CONNECTS=500 SECS=1 CASES="0 100"; fi
 
 srv=10.201.0.2 port=9000
 cns=${TAG}c sns=${TAG}s
-cc -static -O2 -o "$WORK/netprobe" "$BENCH/netprobe.c"
+cc -static -O2 -o "$WORK/netprobe" "$BENCH/../integration/probe/netprobe.c"
 
 ip netns add "$cns"; on_exit ip netns del "$cns"
 ip netns add "$sns"; on_exit ip netns del "$sns"

@@ -8,6 +8,11 @@
  *   netprobe udp-connected ADDR PORT
  *   netprobe icmp ADDR            raw ICMP echo (needs CAP_NET_RAW)
  *   netprobe burst ADDR PORT N    N connect(2) calls, prints how many failed with EPERM
+ *
+ * Benchmark modes (bench/ebpf.sh):
+ *   netprobe connect-rate ADDR PORT N   N x (socket, connect, close with RST), prints
+ *                                       "connects N failed F seconds S rate R/s"; exit 0 if F == 0
+ *   netprobe serve ADDR PORT            accept(2) and close forever (the connect-rate peer)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -180,6 +185,60 @@ static int burst(const char *host, int port, int count)
 	return eperm == count ? 0 : 1;
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* Closing with SO_LINGER 0 sends RST: no TIME_WAIT, so N is not bounded by
+ * the ephemeral port range. */
+static int connect_rate(const char *host, int port, int count)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr(host, port, &ss);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	int failed = 0, first_errno = 0;
+	double start = now_s(), secs;
+
+	for (int i = 0; i < count; i++) {
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+		if (fd < 0) {
+			failed++;
+			first_errno = first_errno ? first_errno : errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+			failed++;
+			first_errno = first_errno ? first_errno : errno;
+		}
+		close(fd);
+	}
+	secs = now_s() - start;
+	printf("connects %d failed %d seconds %.6f rate %.1f%s%s\n", count, failed, secs,
+	       (count - failed) / secs, failed ? " first_error " : "", failed ? ename(first_errno) : "");
+	return failed ? 1 : 0;
+}
+
+static int serve(const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr(host, port, &ss);
+	int one = 1, fd = socket(ss.ss_family, SOCK_STREAM, 0);
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0)
+		return fail(errno);
+	printf("listening\n");
+	for (;;) {
+		int c = accept(fd, NULL, NULL);
+		if (c >= 0)
+			close(c);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -194,6 +253,11 @@ int main(int argc, char **argv)
 		return icmp(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "burst"))
 		return burst(argv[2], atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n");
+	if (argc == 5 && !strcmp(argv[1], "connect-rate"))
+		return connect_rate(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "serve"))
+		return serve(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n"
+			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT\n");
 	return 2;
 }
