@@ -128,6 +128,22 @@ pub fn init(
     Ok(logger)
 }
 
+/// The error and its causes on one line, each cause once: library errors often
+/// repeat their source in their own message.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !msg.contains(&s) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&s);
+        }
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,24 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use purple_runtime::logging;
+use purple_runtime::logging::{self, one_line};
 use purple_runtime::oci::{dispatch, Cli};
-
-/// The error and its causes on one line, each cause once: library errors often
-/// repeat their source in their own message.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !msg.contains(&s) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&s);
-        }
-    }
-    msg
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
