@@ -2,3 +2,4 @@
 //! the enforcement plan the runtime reads back from `io.purple.*` annotations.
 
 pub mod plan;
+pub mod units;
