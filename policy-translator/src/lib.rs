@@ -2,4 +2,5 @@
 //! the enforcement plan the runtime reads back from `io.purple.*` annotations.
 
 pub mod plan;
+pub mod supervision;
 pub mod units;

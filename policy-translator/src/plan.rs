@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const NETWORK_ANNOTATION: &str = "io.purple.network";
 /// Annotation naming the policy a bundle was translated from (for audit records).
 pub const POLICY_NAME_ANNOTATION: &str = "io.purple.policy.name";
+/// Annotation naming a profile the runtime merges into the spec at `create`.
+pub const PROFILE_ANNOTATION: &str = "io.purple.profile";
 
 /// Cloud metadata endpoints, blocked unless a plan sets `allow_metadata`.
 pub const METADATA_CIDRS: &[&str] = &[
@@ -241,6 +243,10 @@ pub struct NetworkPlan {
     /// Names whose addresses are denied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked_domains: Vec<String>,
+    /// Resolvers the container's DNS goes to (for allow-lists: the upstreams
+    /// of the runtime's DNS proxy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<IpAddr>,
 }
 
 impl NetworkPlan {

@@ -1,0 +1,109 @@
+//! What the per-container supervisor does beyond enforcement: where the audit
+//! log goes, what it records, whom it alerts, and the session's time budgets.
+//! Carried in `io.purple.audit` and `io.purple.session`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Annotation holding the JSON of an [`AuditPlan`].
+pub const AUDIT_ANNOTATION: &str = "io.purple.audit";
+/// Annotation holding the JSON of a [`SessionPlan`].
+pub const SESSION_ANNOTATION: &str = "io.purple.session";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("annotation {annotation}: {reason}")]
+pub struct SupervisionError {
+    pub annotation: &'static str,
+    pub reason: String,
+}
+
+/// Audit settings from the policy's `audit` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPlan {
+    /// Absolute host path of the log; `None`: `/var/log/purple/<id>.jsonl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_path: Option<PathBuf>,
+    /// Also record connections the network rules allowed (`network.allowed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_allowed: bool,
+    #[serde(default, skip_serializing_if = "Alerts::is_empty")]
+    pub alerts: Alerts,
+}
+
+/// Where each violation is sent, live, besides the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// A host command (argv) run with the record as JSON on stdin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// A Unix stream socket on the host that receives one JSON line per record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_socket: Option<PathBuf>,
+    /// An `http://` URL that receives each record as a JSON POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+}
+
+impl Alerts {
+    pub fn is_empty(&self) -> bool {
+        self.command.is_empty() && self.unix_socket.is_none() && self.http.is_none()
+    }
+}
+
+/// Time budgets of a session: past one, the supervisor sends SIGTERM to every
+/// process of the container, then SIGKILL after `grace_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionPlan {
+    /// Wall-clock seconds from `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// CPU seconds used by the whole container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<u64>,
+    #[serde(default = "default_grace")]
+    pub grace_seconds: u64,
+}
+
+fn default_grace() -> u64 {
+    2
+}
+
+impl Default for SessionPlan {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: None,
+            cpu_seconds: None,
+            grace_seconds: default_grace(),
+        }
+    }
+}
+
+fn from_annotation<T: DeserializeOwned + Default>(
+    a: Option<&HashMap<String, String>>,
+    annotation: &'static str,
+) -> Result<T, SupervisionError> {
+    match a.and_then(|a| a.get(annotation)) {
+        Some(json) => serde_json::from_str(json).map_err(|e| SupervisionError {
+            annotation,
+            reason: e.to_string(),
+        }),
+        None => Ok(T::default()),
+    }
+}
+
+impl AuditPlan {
+    pub fn from_annotations(a: Option<&HashMap<String, String>>) -> Result<Self, SupervisionError> {
+        from_annotation(a, AUDIT_ANNOTATION)
+    }
+}
+
+impl SessionPlan {
+    pub fn from_annotations(a: Option<&HashMap<String, String>>) -> Result<Self, SupervisionError> {
+        from_annotation(a, SESSION_ANNOTATION)
+    }
+}
