@@ -1,6 +1,13 @@
 //! Purple policies: the schema users write, its translation to OCI bundles, and
 //! the enforcement plan the runtime reads back from `io.purple.*` annotations.
 
+pub mod decode;
+pub mod diag;
+pub mod load;
 pub mod plan;
+pub mod profiles;
+pub mod schema;
 pub mod supervision;
+pub mod translate;
 pub mod units;
+pub mod yaml;

@@ -177,7 +177,8 @@ impl Runtime {
         self.root.join(".purple").join(id.as_str())
     }
 
-    fn record(&self, id: &ContainerId) -> Option<Record> {
+    /// What Purple recorded for `id`, if anything.
+    pub fn record(&self, id: &ContainerId) -> Option<Record> {
         let text = fs::read(self.purple_dir(id).join("record.json")).ok()?;
         serde_json::from_slice(&text).ok()
     }

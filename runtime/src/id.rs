@@ -39,6 +39,13 @@ impl ContainerId {
         }
     }
 
+    /// A fresh ID for a container the caller did not name.
+    pub fn generate(prefix: &str) -> Self {
+        let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        Self::parse(&format!("{prefix}-{}-{:x}", std::process::id(), nanos))
+            .expect("generated IDs are valid")
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

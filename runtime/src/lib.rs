@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bundle;
 pub mod cgroup2;
 pub mod cli;
+pub mod console;
 pub mod container;
 pub mod foreground;
 pub mod id;

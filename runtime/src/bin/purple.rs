@@ -8,6 +8,12 @@ use purple_runtime::logging::{self, one_line};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.enters_container() {
+        if let Err(e) = pentacle::ensure_sealed() {
+            eprintln!("purple: cannot seal the runtime binary: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if let Err(e) = logging::init(None, logging::LogFormat::Text, cli.debug) {
         eprintln!("purple: cannot set up logging: {e}");
         return ExitCode::from(1);

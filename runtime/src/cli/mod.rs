@@ -8,6 +8,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod policy;
+mod profiles;
+mod run;
+mod translate;
 
 /// Purple: run untrusted AI agents under a policy the kernel enforces.
 #[derive(Parser, Debug)]
@@ -25,13 +29,33 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a command under a policy: `purple run --profile secure-agent -- python3 agent.py`.
+    Run(run::Args),
+    /// Write an OCI bundle (config.json) for a policy and a command.
+    Translate(translate::Args),
+    /// Check policy files or print the effective policy.
+    Policy(policy::Args),
+    /// List the profiles `--profile` finds.
+    Profiles,
     /// Read, check and summarise audit logs.
     Audit(audit::Args),
+}
+
+impl Command {
+    /// Commands that fork a process into a container need the sealed copy of
+    /// the binary (CVE-2019-5736).
+    pub fn enters_container(&self) -> bool {
+        matches!(self, Command::Run(_))
+    }
 }
 
 /// Runs one command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Run(a) => run::run(a, &cli.root),
+        Command::Translate(a) => translate::translate(a),
+        Command::Policy(a) => policy::policy(a),
+        Command::Profiles => profiles::profiles(),
         Command::Audit(a) => audit::audit(a, &cli.root),
     }
 }

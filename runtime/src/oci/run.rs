@@ -19,17 +19,11 @@ pub struct Args {
     pub container_id: String,
 }
 
-fn generated_id() -> ContainerId {
-    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    ContainerId::parse(&format!("purple-{}-{:x}", std::process::id(), nanos))
-        .expect("generated IDs are valid")
-}
-
 pub fn run(mut args: Args, rt: &Runtime) -> Result<i32> {
     // IDs never contain '/', so an argument with one can only be a bundle path.
     let id = if args.container_id.contains('/') {
         args.init.bundle = PathBuf::from(&args.container_id);
-        generated_id()
+        ContainerId::generate("purple")
     } else {
         super::container_id(&args.container_id)?
     };

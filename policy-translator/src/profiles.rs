@@ -1,0 +1,199 @@
+//! Finding policies by name: `./policies`, then `/etc/purple/policies`, then
+//! the profiles built into the binary (`bundles/policies/*.yaml`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::diag::Report;
+use crate::load::{parse_policy, Context};
+use crate::schema::Policy;
+
+/// The shipped profiles, embedded so that `purple run --profile` works from
+/// any directory.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "ai-dev-safe",
+        include_str!("../../bundles/policies/ai-dev-safe.yaml"),
+    ),
+    (
+        "cicd-worker",
+        include_str!("../../bundles/policies/cicd-worker.yaml"),
+    ),
+    (
+        "code-analyst",
+        include_str!("../../bundles/policies/code-analyst.yaml"),
+    ),
+    (
+        "data-retriever",
+        include_str!("../../bundles/policies/data-retriever.yaml"),
+    ),
+    (
+        "development",
+        include_str!("../../bundles/policies/development.yaml"),
+    ),
+    (
+        "honeypot",
+        include_str!("../../bundles/policies/honeypot.yaml"),
+    ),
+    (
+        "production-secure",
+        include_str!("../../bundles/policies/production-secure.yaml"),
+    ),
+    (
+        "secure-agent",
+        include_str!("../../bundles/policies/secure-agent.yaml"),
+    ),
+];
+
+/// Directories searched before the built-in profiles, in order.
+pub fn search_dirs() -> Vec<PathBuf> {
+    vec![
+        PathBuf::from("policies"),
+        PathBuf::from("/etc/purple/policies"),
+    ]
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no profile named {name:?} (searched {searched} and the built-in profiles); `purple profiles` lists them")]
+    NotFound { name: String, searched: String },
+    #[error("{0}")]
+    Invalid(Report),
+}
+
+/// Where a policy's text came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::BuiltIn => f.write_str("built-in"),
+        }
+    }
+}
+
+/// A policy read and checked, with its warnings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub policy: Policy,
+    pub origin: Origin,
+    pub warnings: Report,
+}
+
+/// Whether an argument names a file rather than a profile.
+fn is_path(s: &str) -> bool {
+    s.contains('/') || s.ends_with(".yaml") || s.ends_with(".yml")
+}
+
+fn read(path: &Path) -> Result<String, PolicyError> {
+    fs::read_to_string(path).map_err(|source| PolicyError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads a policy file; its `name` must match the file name.
+pub fn load_file(path: &Path, ctx: &Context) -> Result<Loaded, PolicyError> {
+    let text = read(path)?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    check(
+        &text,
+        path,
+        stem.as_deref(),
+        Origin::File(path.to_owned()),
+        ctx,
+    )
+}
+
+fn check(
+    text: &str,
+    file: &Path,
+    expected: Option<&str>,
+    origin: Origin,
+    ctx: &Context,
+) -> Result<Loaded, PolicyError> {
+    let (policy, mut report) = parse_policy(text, file, ctx).map_err(PolicyError::Invalid)?;
+    if let Some(stem) = expected {
+        if policy.name != stem {
+            report.diagnostics.push(crate::diag::Diagnostic {
+                severity: crate::diag::Severity::Error,
+                pos: crate::yaml::Pos { line: 1, col: 1 },
+                path: "name".into(),
+                message: format!(
+                    "name {:?} does not match the file name {stem:?}",
+                    policy.name
+                ),
+                fix: format!(
+                    "rename the file to {}.yaml or set `name: {stem}`",
+                    policy.name
+                ),
+            });
+            return Err(PolicyError::Invalid(report));
+        }
+    }
+    Ok(Loaded {
+        policy,
+        origin,
+        warnings: report,
+    })
+}
+
+/// Finds a profile by name, or loads a path.
+pub fn resolve(name_or_path: &str, ctx: &Context) -> Result<Loaded, PolicyError> {
+    if is_path(name_or_path) {
+        return load_file(Path::new(name_or_path), ctx);
+    }
+    for dir in search_dirs() {
+        let path = dir.join(format!("{name_or_path}.yaml"));
+        if path.exists() {
+            return load_file(&path, ctx);
+        }
+    }
+    match BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+        Some((name, text)) => check(
+            text,
+            Path::new(&format!("<built-in>/{name}.yaml")),
+            Some(name),
+            Origin::BuiltIn,
+            ctx,
+        ),
+        None => Err(PolicyError::NotFound {
+            name: name_or_path.to_owned(),
+            searched: search_dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Every profile name visible from here, first hit winning, in name order.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = BUILT_IN.iter().map(|(n, _)| n.to_string()).collect();
+    for dir in search_dirs() {
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "yaml") {
+                    if let Some(stem) = p.file_stem() {
+                        names.push(stem.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}

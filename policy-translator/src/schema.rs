@@ -1,0 +1,174 @@
+//! The policy users write, after defaults: what `purple policy show` prints
+//! and what the translator reads. Field by field in docs/policy.md.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::plan::{Cidr, Mode, PortRange};
+use crate::supervision::Alerts;
+
+/// Default size of a scratch tmpfs when neither the path nor `scratch_size` says.
+pub const DEFAULT_SCRATCH_SIZE: u64 = 64 << 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub description: String,
+    pub filesystem: Filesystem,
+    pub syscalls: Syscalls,
+    pub resources: Resources,
+    pub capabilities: Capabilities,
+    pub network: Network,
+    pub audit: Audit,
+    pub environment: BTreeMap<String, String>,
+    pub user: User,
+    pub hostname: String,
+}
+
+/// A bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bind {
+    /// Absolute, symlinks resolved.
+    pub host_path: PathBuf,
+    pub sandbox_path: String,
+    /// Skip the bind when the host path does not exist (profiles meant for
+    /// several distributions).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scratch {
+    pub path: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Filesystem {
+    pub immutable_paths: Vec<Bind>,
+    pub scratch_paths: Vec<Scratch>,
+    pub output_paths: Vec<Bind>,
+    pub working_dir: String,
+    pub read_only_root: bool,
+    pub scratch_size: u64,
+}
+
+/// What happens to a denied system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DenyAction {
+    /// Fails with EPERM.
+    Errno,
+    /// The process is killed.
+    Kill,
+    /// Allowed, but recorded.
+    Log,
+}
+
+/// The action of an advanced rule: `deny` takes the section's `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    Allow,
+    Deny,
+    Errno,
+    Kill,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CmpOp {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    MaskedEq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Condition {
+    pub arg: u8,
+    pub op: CmpOp,
+    pub value: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyscallRule {
+    pub syscall: String,
+    pub action: RuleAction,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Syscalls {
+    pub default_deny: bool,
+    pub action: DenyAction,
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub advanced_rules: Vec<SyscallRule>,
+}
+
+impl Syscalls {
+    /// Whether the section asks for any filtering at all.
+    pub fn is_empty(&self) -> bool {
+        !self.default_deny && self.deny.is_empty() && self.advanced_rules.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resources {
+    pub memory_limit_bytes: Option<u64>,
+    pub swap_limit_bytes: Option<u64>,
+    /// CPUs (0.5 = half of one CPU).
+    pub cpu_shares: Option<f64>,
+    pub pids_limit: Option<u64>,
+    /// Bytes per second, read and write, on every whole disk.
+    pub block_io_limit: Option<u64>,
+    pub session_timeout_seconds: Option<u64>,
+    pub cpu_time_limit_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    pub default_drop: bool,
+    pub add: Vec<String>,
+    pub drop: Vec<String>,
+    pub no_new_privileges: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Network {
+    pub isolated: bool,
+    pub mode: Mode,
+    pub blocked_ips: Vec<Cidr>,
+    pub allowed_ips: Vec<Cidr>,
+    pub allow_outgoing: Vec<PortRange>,
+    pub allow_incoming: Vec<PortRange>,
+    pub allowed_domains: Vec<String>,
+    pub blocked_domains: Vec<String>,
+    pub dns_servers: Vec<IpAddr>,
+    pub allow_metadata: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub log_path: Option<PathBuf>,
+    /// Extra record kinds beyond violations (`network.allowed`).
+    pub record: Vec<String>,
+    pub alerts: Alerts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}

@@ -1,0 +1,519 @@
+//! Policy → OCI bundle: a `config.json` any runtime can run, plus the
+//! `io.purple.*` annotations Purple's runtime enforces beyond OCI. The output
+//! depends only on the policy, the command and the host's architecture and
+//! disks (block I/O limits), so it is compared byte for byte in golden tests.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+use crate::plan::{
+    Action, Cidr, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
+    POLICY_NAME_ANNOTATION,
+};
+use crate::schema::*;
+use crate::supervision::{AuditPlan, SessionPlan, AUDIT_ANNOTATION, SESSION_ANNOTATION};
+
+/// Annotation with the effective policy as JSON, for people and audit tools.
+pub const POLICY_ANNOTATION: &str = "io.purple.policy";
+
+/// PATH inside the sandbox unless the policy's environment sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's and runc's default capability set: what `default_drop: false` keeps.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("the command is empty: give the program to run after `--`")]
+    NoCommand,
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the generated config.json is not a valid OCI spec: {0}")]
+    Spec(String),
+}
+
+/// What to run under the policy.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub args: Vec<String>,
+    /// Extra `KEY=VALUE` entries; they override the policy's environment.
+    pub env: Vec<String>,
+    pub terminal: bool,
+}
+
+fn seccomp_action(a: DenyAction) -> &'static str {
+    match a {
+        DenyAction::Errno => "SCMP_ACT_ERRNO",
+        DenyAction::Kill => "SCMP_ACT_KILL_PROCESS",
+        DenyAction::Log => "SCMP_ACT_LOG",
+    }
+}
+
+fn rule_action(r: RuleAction, deny: DenyAction) -> &'static str {
+    match r {
+        RuleAction::Allow => "SCMP_ACT_ALLOW",
+        RuleAction::Deny => seccomp_action(deny),
+        RuleAction::Errno => seccomp_action(DenyAction::Errno),
+        RuleAction::Kill => seccomp_action(DenyAction::Kill),
+        RuleAction::Log => seccomp_action(DenyAction::Log),
+    }
+}
+
+/// The seccomp default action of a section (what unlisted calls get).
+pub fn default_action(s: &Syscalls) -> &'static str {
+    if s.default_deny {
+        seccomp_action(s.action)
+    } else {
+        "SCMP_ACT_ALLOW"
+    }
+}
+
+/// Architectures a filter must name so that 32-bit entry points cannot bypass it.
+fn architectures() -> Vec<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "aarch64" => vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "riscv64" => vec!["SCMP_ARCH_RISCV64"],
+        "s390x" => vec!["SCMP_ARCH_S390X", "SCMP_ARCH_S390"],
+        "powerpc64" => vec!["SCMP_ARCH_PPC64"],
+        _ => vec![],
+    }
+}
+
+fn with_errno(mut rule: Value, action: &str) -> Value {
+    if action == "SCMP_ACT_ERRNO" {
+        rule["errnoRet"] = json!(libc_eperm());
+    }
+    rule
+}
+
+const fn libc_eperm() -> u32 {
+    1
+}
+
+fn seccomp(s: &Syscalls) -> Option<Value> {
+    if s.is_empty() {
+        return None;
+    }
+    let default = default_action(s);
+    let mut rules = Vec::new();
+    let list_action = if s.default_deny {
+        "SCMP_ACT_ALLOW"
+    } else {
+        seccomp_action(s.action)
+    };
+    let names = if s.default_deny { &s.allow } else { &s.deny };
+    if !names.is_empty() {
+        rules.push(with_errno(
+            json!({ "names": names, "action": list_action }),
+            list_action,
+        ));
+    }
+    if s.default_deny && !s.deny.is_empty() && seccomp_action(s.action) != default {
+        let a = seccomp_action(s.action);
+        rules.push(with_errno(json!({ "names": s.deny, "action": a }), a));
+    }
+    for r in &s.advanced_rules {
+        let action = rule_action(r.action, s.action);
+        if action == default && !r.conditions.is_empty() {
+            // The load step warned: libseccomp refuses a rule equal to the default.
+            continue;
+        }
+        let args: Vec<Value> = r
+            .conditions
+            .iter()
+            .map(|c| {
+                let (op, value, two) = match c.op {
+                    CmpOp::Eq => ("SCMP_CMP_EQ", c.value, None),
+                    CmpOp::Neq => ("SCMP_CMP_NE", c.value, None),
+                    CmpOp::Lt => ("SCMP_CMP_LT", c.value, None),
+                    CmpOp::Lte => ("SCMP_CMP_LE", c.value, None),
+                    CmpOp::Gt => ("SCMP_CMP_GT", c.value, None),
+                    CmpOp::Gte => ("SCMP_CMP_GE", c.value, None),
+                    // OCI (like libseccomp): value is the mask, valueTwo the datum.
+                    CmpOp::MaskedEq => (
+                        "SCMP_CMP_MASKED_EQ",
+                        c.mask.unwrap_or(u64::MAX),
+                        Some(c.value),
+                    ),
+                };
+                let mut a = json!({ "index": c.arg, "value": value, "op": op });
+                if let Some(two) = two {
+                    a["valueTwo"] = json!(two);
+                }
+                a
+            })
+            .collect();
+        let mut rule = json!({ "names": [r.syscall], "action": action });
+        if !args.is_empty() {
+            rule["args"] = json!(args);
+        }
+        rules.push(with_errno(rule, action));
+    }
+    let mut out = json!({
+        "defaultAction": default,
+        "architectures": architectures(),
+        "syscalls": rules,
+    });
+    if default == "SCMP_ACT_ERRNO" {
+        out["defaultErrnoRet"] = json!(libc_eperm());
+    }
+    Some(out)
+}
+
+/// Every whole disk's `major:minor` (partitions share their disk's queue).
+fn whole_disks() -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir("/sys/block") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("loop") || name.starts_with("ram") {
+                continue;
+            }
+            if let Ok(dev) = fs::read_to_string(e.path().join("dev")) {
+                if let Some((a, b)) = dev.trim().split_once(':') {
+                    if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                        out.push((a, b));
+                    }
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn resources(r: &Resources) -> Value {
+    // Only the devices a process needs (libcontainer creates these nodes).
+    let dev = |t: &str, major: i64, minor: Option<i64>| {
+        let mut d = json!({ "allow": true, "type": t, "major": major, "access": "rwm" });
+        if let Some(m) = minor {
+            d["minor"] = json!(m);
+        }
+        d
+    };
+    let mut out = json!({
+        "devices": [
+            { "allow": false, "access": "rwm" },
+            dev("c", 1, Some(3)), dev("c", 1, Some(5)), dev("c", 1, Some(7)),
+            dev("c", 1, Some(8)), dev("c", 1, Some(9)), dev("c", 5, Some(0)),
+            dev("c", 5, Some(1)), dev("c", 5, Some(2)), dev("c", 136, None),
+        ]
+    });
+    if let Some(m) = r.memory_limit_bytes {
+        out["memory"] = json!({ "limit": m });
+        if let Some(s) = r.swap_limit_bytes {
+            // OCI's swap is memory plus swap.
+            out["memory"]["swap"] = json!(m.saturating_add(s));
+        }
+    }
+    if let Some(c) = r.cpu_shares {
+        let limit = crate::units::cpu_limit(c).expect("validated when loaded");
+        out["cpu"] = json!({ "quota": limit.quota, "period": limit.period });
+    }
+    if let Some(p) = r.pids_limit {
+        out["pids"] = json!({ "limit": p });
+    }
+    if let Some(rate) = r.block_io_limit {
+        let throttle: Vec<Value> = whole_disks()
+            .into_iter()
+            .map(|(major, minor)| json!({ "major": major, "minor": minor, "rate": rate }))
+            .collect();
+        out["blockIO"] = json!({
+            "throttleReadBpsDevice": throttle,
+            "throttleWriteBpsDevice": throttle,
+        });
+    }
+    out
+}
+
+/// The capability set the process gets.
+pub fn effective_capabilities(c: &Capabilities) -> Vec<String> {
+    let mut caps: Vec<String> = if c.default_drop {
+        Vec::new()
+    } else {
+        DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect()
+    };
+    for a in &c.add {
+        if !caps.contains(a) {
+            caps.push(a.clone());
+        }
+    }
+    caps.retain(|x| !c.drop.contains(x));
+    caps.sort();
+    caps
+}
+
+/// The network section as the runtime's enforcement plan.
+pub fn network_plan(n: &Network) -> NetworkPlan {
+    let rule = |cidr: Cidr, action: Action, ports: Vec<PortRange>| Rule {
+        cidr,
+        action,
+        ports,
+        protocol: Protocol::Any,
+    };
+    let mut rules: Vec<Rule> = Vec::new();
+    rules.extend(
+        n.blocked_ips
+            .iter()
+            .map(|c| rule(*c, Action::Deny, Vec::new())),
+    );
+    rules.extend(
+        n.allowed_ips
+            .iter()
+            .map(|c| rule(*c, Action::Allow, Vec::new())),
+    );
+    if !n.allow_outgoing.is_empty() {
+        let (action, ports) = match n.mode {
+            Mode::AllowList => (Action::Allow, n.allow_outgoing.clone()),
+            Mode::DenyList => (Action::Deny, crate::load::complement(&n.allow_outgoing)),
+        };
+        for any in ["0.0.0.0/0", "::/0"] {
+            let cidr: Cidr = any.parse().expect("valid");
+            if !rules.iter().any(|r| r.cidr == cidr) {
+                rules.push(rule(cidr, action, ports.clone()));
+            }
+        }
+    }
+    NetworkPlan {
+        mode: n.mode,
+        rules,
+        allow_metadata: n.allow_metadata,
+        allowed_domains: n.allowed_domains.clone(),
+        blocked_domains: n.blocked_domains.clone(),
+        dns_servers: n.dns_servers.clone(),
+    }
+}
+
+pub fn audit_plan(a: &Audit) -> AuditPlan {
+    AuditPlan {
+        log_path: a.log_path.clone(),
+        record_allowed: a.record.iter().any(|r| r == "network.allowed"),
+        alerts: a.alerts.clone(),
+    }
+}
+
+pub fn session_plan(r: &Resources) -> SessionPlan {
+    SessionPlan {
+        timeout_seconds: r.session_timeout_seconds,
+        cpu_seconds: r.cpu_time_limit_seconds,
+        ..SessionPlan::default()
+    }
+}
+
+fn mounts(p: &Policy) -> Vec<Value> {
+    let shm = p.filesystem.scratch_size.min(64 << 20);
+    let mut m = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ];
+    let bind = |b: &Bind, ro: bool| {
+        let mut opts = vec!["bind", "nosuid", "nodev"];
+        if ro {
+            opts.push("ro");
+        }
+        json!({"destination": b.sandbox_path, "type": "bind", "source": b.host_path, "options": opts})
+    };
+    for b in &p.filesystem.immutable_paths {
+        if b.optional && !b.host_path.exists() {
+            continue;
+        }
+        m.push(bind(b, true));
+    }
+    for s in &p.filesystem.scratch_paths {
+        m.push(
+            json!({"destination": s.path, "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777", format!("size={}", s.size)]}),
+        );
+    }
+    for b in &p.filesystem.output_paths {
+        m.push(bind(b, false));
+    }
+    if !p.network.dns_servers.is_empty() {
+        m.push(
+            json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "resolv.conf",
+            "options": ["bind", "nosuid", "nodev", "noexec", "ro"]}),
+        );
+    }
+    m
+}
+
+/// The environment: PATH and HOME, the policy's, then the caller's.
+fn environment(p: &Policy, extra: &[String]) -> Vec<String> {
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("PATH".to_owned(), DEFAULT_PATH.to_owned());
+    env.insert("HOME".to_owned(), "/".to_owned());
+    for (k, v) in &p.environment {
+        env.insert(k.clone(), v.clone());
+    }
+    for kv in extra {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// The OCI spec of `policy` running `process` from `rootfs` (relative to the
+/// bundle or absolute).
+pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, TranslateError> {
+    if process.args.is_empty() {
+        return Err(TranslateError::NoCommand);
+    }
+    let caps = effective_capabilities(&p.capabilities);
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "cgroup"}),
+    ];
+    if p.network.isolated {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources(&p.resources),
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+            "/sys/firmware", "/sys/devices/virtual/powercap"
+        ],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    });
+    if let Some(s) = seccomp(&p.syscalls) {
+        linux["seccomp"] = s;
+    }
+    let mut annotations = json!({
+        POLICY_NAME_ANNOTATION: p.name,
+        NETWORK_ANNOTATION: network_plan(&p.network).to_json(),
+        POLICY_ANNOTATION: serde_json::to_string(p).expect("policies serialise"),
+    });
+    let audit = audit_plan(&p.audit);
+    if audit != AuditPlan::default() {
+        annotations[AUDIT_ANNOTATION] = json!(serde_json::to_string(&audit).expect("serialises"));
+    }
+    let session = session_plan(&p.resources);
+    if session != SessionPlan::default() {
+        annotations[SESSION_ANNOTATION] =
+            json!(serde_json::to_string(&session).expect("serialises"));
+    }
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": process.terminal,
+            "user": { "uid": p.user.uid, "gid": p.user.gid, "additionalGids": p.user.additional_gids },
+            "args": process.args,
+            "env": environment(p, &process.env),
+            "cwd": p.filesystem.working_dir,
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "noNewPrivileges": p.capabilities.no_new_privileges,
+        },
+        "root": { "path": rootfs, "readonly": p.filesystem.read_only_root },
+        "hostname": p.hostname,
+        "mounts": mounts(p),
+        "linux": linux,
+        "annotations": annotations,
+    });
+    serde_json::from_value(spec).map_err(|e| TranslateError::Spec(e.to_string()))
+}
+
+fn mkdir(path: &Path) -> Result<(), TranslateError> {
+    fs::create_dir_all(path).map_err(|source| TranslateError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Creates what the mounts need: missing output directories on the host and,
+/// in a root filesystem the bundle owns (a relative `root.path`), every mount
+/// point, so that a read-only root needs no writes at run time.
+fn prepare(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
+    for b in &p.filesystem.output_paths {
+        mkdir(&b.host_path)?;
+    }
+    let Some(root) = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path())
+        .filter(|r| r.is_relative())
+    else {
+        return Ok(());
+    };
+    let rootfs = dir.join(root);
+    mkdir(&rootfs)?;
+    let mut dirs = vec![
+        PathBuf::from(&p.filesystem.working_dir),
+        PathBuf::from("/etc"),
+    ];
+    for m in spec.mounts().iter().flatten() {
+        let target = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
+        let is_file = m.typ().as_deref() == Some("bind")
+            && m.source().as_ref().is_some_and(|s| dir.join(s).is_file());
+        if is_file {
+            if let Some(parent) = target.parent() {
+                mkdir(parent)?;
+            }
+            if !target.exists() {
+                fs::write(&target, "").map_err(|source| TranslateError::Write {
+                    path: target.clone(),
+                    source,
+                })?;
+            }
+        } else {
+            dirs.push(m.destination().clone());
+        }
+    }
+    for d in dirs {
+        mkdir(&rootfs.join(d.strip_prefix("/").unwrap_or(&d)))?;
+    }
+    Ok(())
+}
+
+/// Writes `config.json` (and `resolv.conf` when the policy names DNS servers)
+/// into `dir`, with the directories its mounts need.
+pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        fs::write(&path, text).map_err(|source| TranslateError::Write { path, source })
+    };
+    mkdir(dir)?;
+    if !p.network.dns_servers.is_empty() {
+        let text: String = p
+            .network
+            .dns_servers
+            .iter()
+            .map(|s| format!("nameserver {s}\n"))
+            .collect();
+        write("resolv.conf", text)?;
+    }
+    prepare(p, spec, dir)?;
+    let json = serde_json::to_string_pretty(spec).expect("specs serialise");
+    write("config.json", json + "\n")
+}

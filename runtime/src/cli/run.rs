@@ -1,0 +1,257 @@
+//! `purple run --profile NAME -- CMD ARGS...`: one command from policy to
+//! exit code. The bundle lives in a private directory under the state root and
+//! is removed with the container, whatever happens.
+
+use std::io::IsTerminal;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use nix::sys::signal::SigSet;
+use purple_policy::load::{cli_bind, Context};
+use purple_policy::schema::{Bind, Policy};
+use purple_policy::translate::{self, Process, DEFAULT_PATH};
+
+use crate::audit;
+use crate::console::{self, ConsoleSocket, RawTerminal};
+use crate::container::{CreateOptions, Runtime};
+use crate::id::ContainerId;
+
+/// Where the agent's current directory appears, read-only.
+const WORKDIR: &str = "/work";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Profile name (`purple profiles`) or policy file.
+    #[arg(short, long, value_name = "NAME|FILE")]
+    pub profile: String,
+    /// Root filesystem; default: an empty one that the policy's binds fill
+    /// with the host's programs.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Bind a host path: HOST:SANDBOX (writable) or HOST:SANDBOX:ro.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:SANDBOX[:ro]")]
+    pub volumes: Vec<String>,
+    /// Set an environment variable in the sandbox.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Container ID (default: generated).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Do not bind the current directory read-only at /work.
+    #[arg(long)]
+    pub no_workdir: bool,
+    /// Do not print the summary line when the agent exits.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Removes the private bundle however `run` ends.
+struct BundleDir(PathBuf);
+
+impl Drop for BundleDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+fn add_binds(policy: &mut Policy, args: &Args, ctx: &Context) -> Result<()> {
+    for v in &args.volumes {
+        let (bind, ro) = cli_bind(v, ctx).map_err(anyhow::Error::msg)?;
+        if ro {
+            policy.filesystem.immutable_paths.push(bind);
+        } else {
+            policy.filesystem.output_paths.push(bind);
+        }
+    }
+    let taken = |p: &Policy, path: &str| {
+        p.filesystem
+            .immutable_paths
+            .iter()
+            .chain(&p.filesystem.output_paths)
+            .any(|b| b.sandbox_path == path)
+            || p.filesystem.scratch_paths.iter().any(|s| s.path == path)
+    };
+    if !args.no_workdir && !taken(policy, WORKDIR) {
+        let (bind, _) = cli_bind(&format!(".:{WORKDIR}:ro"), ctx).map_err(|e| {
+            anyhow::anyhow!("cannot share the current directory at {WORKDIR}: {e}; run from a project directory or pass --no-workdir")
+        })?;
+        policy.filesystem.immutable_paths.push(bind);
+    }
+    Ok(())
+}
+
+/// Where a sandbox directory comes from on the host: the longest bind that
+/// covers it, else the root filesystem.
+fn host_view(policy: &Policy, rootfs: &Path, dir: &str) -> PathBuf {
+    let binds: Vec<&Bind> = policy
+        .filesystem
+        .immutable_paths
+        .iter()
+        .chain(&policy.filesystem.output_paths)
+        .collect();
+    let best = binds
+        .iter()
+        .filter(|b| Path::new(dir).starts_with(&b.sandbox_path))
+        .max_by_key(|b| b.sandbox_path.len());
+    match best {
+        Some(b) => {
+            let rest = Path::new(dir)
+                .strip_prefix(&b.sandbox_path)
+                .unwrap_or(Path::new(""));
+            b.host_path.join(rest)
+        }
+        None => rootfs.join(dir.trim_start_matches('/')),
+    }
+}
+
+/// Finds `cmd` on the sandbox's PATH, as the sandbox will see it.
+fn resolve_command(policy: &Policy, env: &[String], rootfs: &Path, cmd: &str) -> Result<String> {
+    if cmd.contains('/') {
+        return Ok(cmd.to_owned());
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .or_else(|| policy.environment.get("PATH").map(String::as_str))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let host = host_view(policy, rootfs, dir).join(cmd);
+        let executable = std::fs::metadata(&host)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if executable {
+            return Ok(format!("{}/{cmd}", dir.trim_end_matches('/')));
+        }
+    }
+    bail!("{cmd}: command not found in the sandbox (PATH={path}); the policy must bind the directory that holds it")
+}
+
+fn peak_memory(rt: &Runtime, id: &ContainerId) -> Option<u64> {
+    let stats = rt.stats(id).ok()?;
+    Some(stats.memory.memory.max_usage).filter(|m| *m > 0)
+}
+
+fn summary(code: i32, started: Instant, peak: Option<u64>, log: Option<&Path>) -> String {
+    let mut s = format!(
+        "purple: exit {code} in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(p) = peak {
+        s.push_str(&format!(
+            ", peak memory {:.1} MiB",
+            p as f64 / (1 << 20) as f64
+        ));
+    }
+    if let Some(log) = log {
+        match audit::verify(log) {
+            Ok(records) => {
+                let violations: Vec<_> = records.iter().filter(|r| r.kind != "lifecycle").collect();
+                s.push_str(&format!(
+                    ", {} violation{}",
+                    violations.len(),
+                    if violations.len() == 1 { "" } else { "s" }
+                ));
+                let mut kinds = std::collections::BTreeMap::new();
+                for v in &violations {
+                    *kinds.entry(v.kind.as_str()).or_insert(0) += 1;
+                }
+                if !kinds.is_empty() {
+                    let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    s.push_str(&format!(" ({})", list.join(", ")));
+                }
+            }
+            Err(e) => s.push_str(&format!(", audit log unreadable: {e}")),
+        }
+        s.push_str(&format!("; audit log {}", log.display()));
+    }
+    s
+}
+
+pub fn run(args: Args, root: &Path) -> Result<i32> {
+    // Threads started below must not take the signals the wait forwards.
+    SigSet::all().thread_block()?;
+    let loaded = super::policy::load(&args.profile)?;
+    let mut policy = loaded.policy;
+    let ctx = Context::default();
+    add_binds(&mut policy, &args, &ctx)?;
+    let id = match &args.id {
+        Some(raw) => ContainerId::parse(raw)?,
+        None => ContainerId::generate("run"),
+    };
+    let rt = Runtime::new(root, false);
+    if rt.exists(&id) {
+        bail!("container \"{id}\" already exists: choose another --id");
+    }
+    let dir = root.join("bundles").join(id.as_str());
+    std::fs::create_dir_all(root.join("bundles"))
+        .with_context(|| format!("cannot create {}", root.join("bundles").display()))?;
+    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _bundle = BundleDir(dir.clone());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let rootfs = match &args.rootfs {
+        Some(r) => r
+            .canonicalize()
+            .with_context(|| format!("--rootfs {}", r.display()))?,
+        None => PathBuf::from("rootfs"),
+    };
+    let host_rootfs = dir.join(&rootfs);
+    let mut command = args.command.clone();
+    command[0] = resolve_command(&policy, &args.env, &host_rootfs, &command[0])?;
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let process = Process {
+        args: command,
+        env: args.env.clone(),
+        terminal,
+    };
+    let spec = translate::spec(&policy, &process, &rootfs)?;
+    translate::write_bundle(&policy, &spec, &dir)?;
+
+    let console = if terminal {
+        Some(ConsoleSocket::listen(&dir.join("console.sock"))?)
+    } else {
+        None
+    };
+    let opts = CreateOptions {
+        bundle: dir.clone(),
+        console_socket: console.as_ref().map(|_| dir.join("console.sock")),
+        detach: false,
+        ..CreateOptions::default()
+    };
+    let started = Instant::now();
+    let container = rt
+        .create(&id, &opts)
+        .with_context(|| format!("cannot create container \"{id}\""))?;
+    let log = rt.record(&id).and_then(|r| r.audit_log);
+    let io = match console {
+        Some(c) => {
+            let master = c.master().context("no terminal from the container")?;
+            Some((RawTerminal::enter()?, console::proxy(master)?))
+        }
+        None => None,
+    };
+    if let Err(e) = rt.start(&id) {
+        let _ = rt.delete(&id, true);
+        return Err(e.into());
+    }
+    let pid = container.pid().context("container has no init pid")?;
+    let code = crate::foreground::wait(pid);
+    if let Some((raw, output)) = io {
+        let _ = output.join();
+        drop(raw);
+    }
+    let peak = peak_memory(&rt, &id);
+    rt.delete(&id, true)?;
+    let code = code?;
+    if !args.quiet {
+        eprintln!("{}", summary(code, started, peak, log.as_deref()));
+    }
+    Ok(code)
+}
