@@ -34,6 +34,20 @@ pub fn purple_oci() -> PathBuf {
     p
 }
 
+/// The `purple` binary under test (`PURPLE` overrides).
+pub fn purple() -> PathBuf {
+    if let Some(p) = std::env::var_os("PURPLE") {
+        return p.into();
+    }
+    let p = repo().join("target/release/purple");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --release` first (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
 /// A container ID unique to this test process and call.
 pub fn unique_id(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

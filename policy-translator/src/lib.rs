@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod diag;
 pub mod load;
+pub mod merge;
 pub mod plan;
 pub mod profiles;
 pub mod schema;

@@ -207,12 +207,16 @@ const SECRET_DIRS: &[&str] = &[
 pub struct Context {
     /// Base for relative host paths (the directory `purple` runs in).
     pub base: PathBuf,
+    /// Resolve and check host paths. Off when the policy's filesystem section
+    /// is not used (a profile merged into an engine's container).
+    pub host_paths: bool,
 }
 
 impl Default for Context {
     fn default() -> Self {
         Self {
             base: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            host_paths: true,
         }
     }
 }
@@ -487,6 +491,13 @@ fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, must_exist: bool) 
     let host = host?;
     let hpath = f.path("host_path");
     let raw = d.string(host, &hpath)?;
+    if !ctx.host_paths {
+        return Some(Bind {
+            host_path: ctx.base.join(&raw),
+            sandbox_path: sandbox_path?,
+            optional,
+        });
+    }
     match resolve_host(&raw, ctx) {
         Ok((host_path, exists)) => {
             if must_exist && !exists && !optional {

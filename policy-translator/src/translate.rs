@@ -458,15 +458,16 @@ fn prepare(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
     for b in &p.filesystem.output_paths {
         mkdir(&b.host_path)?;
     }
-    let Some(root) = spec
-        .root()
-        .as_ref()
-        .map(|r| r.path())
-        .filter(|r| r.is_relative())
-    else {
+    let Some(root) = spec.root().as_ref().map(|r| r.path()) else {
         return Ok(());
     };
     let rootfs = dir.join(root);
+    if root.is_absolute() {
+        // Like runc, make the working directory when the root lacks it: a
+        // read-only root cannot get it at run time.
+        let cwd = Path::new(&p.filesystem.working_dir);
+        return mkdir(&rootfs.join(cwd.strip_prefix("/").unwrap_or(cwd)));
+    }
     mkdir(&rootfs)?;
     let mut dirs = vec![
         PathBuf::from(&p.filesystem.working_dir),

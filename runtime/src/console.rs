@@ -10,6 +10,7 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use nix::cmsg_space;
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
 
@@ -44,11 +45,23 @@ fn receive(listener: UnixListener) -> io::Result<OwnedFd> {
     ))
 }
 
+/// Spawns a thread with every signal blocked: the signals sent to `purple`
+/// belong to the thread that forwards them to the container.
+fn spawn_quiet<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old));
+    let handle = std::thread::spawn(f);
+    if blocked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    handle
+}
+
 impl ConsoleSocket {
     pub fn listen(path: &Path) -> io::Result<Self> {
         let listener = UnixListener::bind(path)?;
         Ok(Self {
-            receiver: std::thread::spawn(move || receive(listener)),
+            receiver: spawn_quiet(move || receive(listener)),
         })
     }
 
@@ -96,10 +109,10 @@ pub fn proxy(master: OwnedFd) -> io::Result<JoinHandle<()>> {
     let mut to_container = File::from(master.try_clone()?);
     let mut from_container = File::from(master);
     // The input copier is left to die with the process: stdin reads block.
-    std::thread::spawn(move || {
+    spawn_quiet(move || {
         let _ = io::copy(&mut io::stdin().lock(), &mut to_container);
     });
-    Ok(std::thread::spawn(move || {
+    Ok(spawn_quiet(move || {
         let mut buf = [0u8; 8192];
         let mut out = io::stdout().lock();
         // EIO means the pty's other side is closed: the container is done.

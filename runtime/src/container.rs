@@ -23,8 +23,8 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxResources, Process};
-use purple_policy::plan::POLICY_NAME_ANNOTATION;
+use oci_spec::runtime::{LinuxResources, Process, Spec};
+use purple_policy::plan::{POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -70,6 +70,28 @@ pub enum LifecycleError {
     Io { path: PathBuf, source: io::Error },
     #[error("{0}")]
     Libcontainer(String),
+    #[error("annotation {PROFILE_ANNOTATION}: {0}")]
+    Profile(String),
+}
+
+/// Merges the profile named by `io.purple.profile` into the spec (tighten only).
+fn apply_profile(spec: Spec, bundle: &Path) -> Result<Spec, LifecycleError> {
+    let Some(name) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(PROFILE_ANNOTATION).cloned())
+    else {
+        return Ok(spec);
+    };
+    // The image brings its own filesystem: the profile's binds are not used.
+    let ctx = purple_policy::load::Context {
+        base: bundle.to_owned(),
+        host_paths: false,
+    };
+    let loaded = purple_policy::profiles::resolve(&name, &ctx)
+        .map_err(|e| LifecycleError::Profile(e.to_string()))?;
+    purple_policy::merge::tighten(&spec, &loaded.policy)
+        .map_err(|e| LifecycleError::Profile(e.to_string()))
 }
 
 /// libcontainer's errors hide their cause behind `#[error(transparent)]` chains
@@ -274,7 +296,10 @@ impl Runtime {
     ) -> Result<Container, LifecycleError> {
         let bundle = Bundle::load(&opts.bundle)?;
         let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
-        let spec = bundle.effective_spec(default_cgroup.as_deref());
+        let spec = apply_profile(
+            bundle.effective_spec(default_cgroup.as_deref()),
+            &bundle.dir,
+        )?;
         // Rules are checked (and names resolved) before anything is created.
         let enforcement = Enforcement::from_annotations(spec.annotations().as_ref())?;
         let layout = cgroup2::detect();

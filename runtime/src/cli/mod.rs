@@ -39,6 +39,9 @@ pub enum Command {
     Profiles,
     /// Read, check and summarise audit logs.
     Audit(audit::Args),
+    /// The per-container supervisor: `run` starts it from this binary.
+    #[command(hide = true)]
+    Supervise(crate::supervisor::SupervisorArgs),
 }
 
 impl Command {
@@ -57,5 +60,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Policy(a) => policy::policy(a),
         Command::Profiles => profiles::profiles(),
         Command::Audit(a) => audit::audit(a, &cli.root),
+        Command::Supervise(a) => {
+            crate::supervisor::run(&a)?;
+            Ok(0)
+        }
     }
 }

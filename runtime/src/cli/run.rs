@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use nix::sys::signal::SigSet;
 use purple_policy::load::{cli_bind, Context};
 use purple_policy::schema::{Bind, Policy};
 use purple_policy::translate::{self, Process, DEFAULT_PATH};
@@ -176,8 +175,8 @@ fn summary(code: i32, started: Instant, peak: Option<u64>, log: Option<&Path>) -
 }
 
 pub fn run(args: Args, root: &Path) -> Result<i32> {
-    // Threads started below must not take the signals the wait forwards.
-    SigSet::all().thread_block()?;
+    // Not blocking signals here: the container's process inherits this
+    // thread's mask. The console threads block their own.
     let loaded = super::policy::load(&args.profile)?;
     let mut policy = loaded.policy;
     let ctx = Context::default();

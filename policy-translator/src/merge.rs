@@ -1,0 +1,231 @@
+//! A profile applied to a spec someone else wrote (`io.purple.profile` on a
+//! podman or containerd container). The rule: the profile only ever tightens.
+//! Limits take the smaller value, capability sets their intersection,
+//! `noNewPrivileges` and a read-only root are switched on, system calls the
+//! profile denies are removed from the spec's allow rules and denied, and
+//! the profile's network, audit and session plans are attached. The image's
+//! own mounts, user and process stay as they are.
+
+use serde_json::{json, Value};
+
+use crate::plan::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION};
+use crate::schema::Policy;
+use crate::translate::{self, Process};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MergeError {
+    #[error("profile {0:?} filters system calls by allow-list and the container already has a seccomp profile: two allow-lists cannot be intersected safely; start the container without its own seccomp profile (podman: --security-opt seccomp=unconfined) so the profile's allow-list applies")]
+    TwoAllowLists(String),
+    #[error("the container has its own {NETWORK_ANNOTATION} annotation and profile {0:?} brings another; give one of them")]
+    TwoNetworkPlans(String),
+    #[error("the container's spec cannot be merged: {0}")]
+    Spec(String),
+}
+
+fn min_field(target: &mut Value, key: &str, limit: &Value) {
+    let Some(l) = limit.as_i64() else { return };
+    match target.get(key).and_then(Value::as_i64) {
+        Some(cur) if cur > 0 && cur <= l => {}
+        _ => target[key] = json!(l),
+    }
+}
+
+fn tighten_resources(res: &mut Value, profile: &Value) {
+    if let Some(limit) = profile.pointer("/memory/limit") {
+        let mem = res
+            .as_object_mut()
+            .expect("object")
+            .entry("memory")
+            .or_insert(json!({}));
+        min_field(mem, "limit", limit);
+    }
+    if let Some(limit) = profile.pointer("/pids/limit") {
+        let pids = res
+            .as_object_mut()
+            .expect("object")
+            .entry("pids")
+            .or_insert(json!({}));
+        min_field(pids, "limit", limit);
+    }
+    if let (Some(q), Some(p)) = (
+        profile.pointer("/cpu/quota").and_then(Value::as_i64),
+        profile.pointer("/cpu/period").and_then(Value::as_u64),
+    ) {
+        let cpu = res
+            .as_object_mut()
+            .expect("object")
+            .entry("cpu")
+            .or_insert(json!({}));
+        let cur_q = cpu.get("quota").and_then(Value::as_i64).filter(|q| *q > 0);
+        let cur_p = cpu.get("period").and_then(Value::as_u64).filter(|p| *p > 0);
+        let tighter = match (cur_q, cur_p) {
+            (Some(cq), Some(cp)) => (q as f64 / p as f64) < (cq as f64 / cp as f64),
+            _ => true,
+        };
+        if tighter {
+            cpu["quota"] = json!(q);
+            cpu["period"] = json!(p);
+        }
+    }
+    if let Some(io) = profile.get("blockIO") {
+        res.as_object_mut()
+            .expect("object")
+            .entry("blockIO")
+            .or_insert(io.clone());
+    }
+}
+
+fn intersect_caps(caps: &mut Value, allowed: &[String]) {
+    if let Some(sets) = caps.as_object_mut() {
+        for set in sets.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.retain(|c| c.as_str().is_some_and(|c| allowed.iter().any(|a| a == c)));
+            }
+        }
+    }
+}
+
+fn tighten_seccomp(
+    linux: &mut Value,
+    profile: Option<&Value>,
+    p: &Policy,
+) -> Result<(), MergeError> {
+    let Some(profile) = profile else {
+        return Ok(());
+    };
+    let Some(existing) = linux.get_mut("seccomp").filter(|s| !s.is_null()) else {
+        linux["seccomp"] = profile.clone();
+        return Ok(());
+    };
+    if p.syscalls.default_deny {
+        return Err(MergeError::TwoAllowLists(p.name.clone()));
+    }
+    let denied: Vec<&str> = p.syscalls.deny.iter().map(String::as_str).collect();
+    let rules = existing
+        .as_object_mut()
+        .expect("object")
+        .entry("syscalls")
+        .or_insert(json!([]));
+    if let Some(list) = rules.as_array_mut() {
+        for rule in list.iter_mut() {
+            if rule["action"] == "SCMP_ACT_ALLOW" {
+                if let Some(names) = rule["names"].as_array_mut() {
+                    names.retain(|n| !n.as_str().is_some_and(|n| denied.contains(&n)));
+                }
+            }
+        }
+        list.retain(|r| r["names"].as_array().is_none_or(|n| !n.is_empty()));
+        if let Some(extra) = profile["syscalls"].as_array() {
+            list.extend(extra.iter().cloned());
+        }
+    }
+    Ok(())
+}
+
+/// Applies `policy` to `spec`, tightening only.
+pub fn tighten(
+    spec: &oci_spec::runtime::Spec,
+    policy: &Policy,
+) -> Result<oci_spec::runtime::Spec, MergeError> {
+    let bad = |e: serde_json::Error| MergeError::Spec(e.to_string());
+    let args = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().clone())
+        .unwrap_or_else(|| vec!["sh".into()]);
+    let process = Process {
+        args,
+        env: Vec::new(),
+        terminal: false,
+    };
+    let wanted = translate::spec(policy, &process, std::path::Path::new("rootfs"))
+        .map_err(|e| MergeError::Spec(e.to_string()))?;
+    let wanted = serde_json::to_value(&wanted).map_err(bad)?;
+    let mut out = serde_json::to_value(spec).map_err(bad)?;
+
+    let annotations = out
+        .as_object_mut()
+        .expect("object")
+        .entry("annotations")
+        .or_insert(json!({}));
+    if annotations.get(NETWORK_ANNOTATION).is_some() {
+        return Err(MergeError::TwoNetworkPlans(policy.name.clone()));
+    }
+    if let Some(w) = wanted["annotations"].as_object() {
+        for (k, v) in w {
+            annotations
+                .as_object_mut()
+                .expect("object")
+                .insert(k.clone(), v.clone());
+        }
+    }
+    annotations[POLICY_NAME_ANNOTATION] = json!(policy.name);
+
+    let caps = translate::effective_capabilities(&policy.capabilities);
+    if let Some(c) = out.pointer_mut("/process/capabilities") {
+        intersect_caps(c, &caps);
+    }
+    if policy.capabilities.no_new_privileges {
+        if let Some(p) = out.get_mut("process").filter(|p| p.is_object()) {
+            p["noNewPrivileges"] = json!(true);
+        }
+    }
+    if let Some(env) = out
+        .pointer_mut("/process/env")
+        .and_then(Value::as_array_mut)
+    {
+        for (k, v) in &policy.environment {
+            let set = env
+                .iter()
+                .any(|e| e.as_str().is_some_and(|e| e.starts_with(&format!("{k}="))));
+            if !set {
+                env.push(json!(format!("{k}={v}")));
+            }
+        }
+    }
+    if policy.filesystem.read_only_root {
+        if let Some(root) = out.get_mut("root").filter(|r| r.is_object()) {
+            root["readonly"] = json!(true);
+        }
+    }
+
+    let linux = out
+        .as_object_mut()
+        .expect("object")
+        .entry("linux")
+        .or_insert(json!({}));
+    let res = linux
+        .as_object_mut()
+        .expect("object")
+        .entry("resources")
+        .or_insert(json!({}));
+    tighten_resources(res, &wanted["linux"]["resources"]);
+    for key in ["maskedPaths", "readonlyPaths"] {
+        let list = linux
+            .as_object_mut()
+            .expect("object")
+            .entry(key)
+            .or_insert(json!([]));
+        if let (Some(list), Some(add)) = (list.as_array_mut(), wanted["linux"][key].as_array()) {
+            for a in add {
+                if !list.contains(a) {
+                    list.push(a.clone());
+                }
+            }
+        }
+    }
+    if policy.network.isolated {
+        let ns = linux
+            .as_object_mut()
+            .expect("object")
+            .entry("namespaces")
+            .or_insert(json!([]));
+        if let Some(ns) = ns.as_array_mut() {
+            if !ns.iter().any(|n| n["type"] == "network") {
+                ns.push(json!({"type": "network"}));
+            }
+        }
+    }
+    tighten_seccomp(linux, wanted["linux"].get("seccomp"), policy)?;
+    serde_json::from_value(out).map_err(bad)
+}
