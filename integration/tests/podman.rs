@@ -123,3 +123,61 @@ fn podman_detached_exec_stop_rm() {
     podman_ok(&["rm", &name]);
     assert_gone(id);
 }
+
+/// `--annotation io.purple.profile=secure-agent` tightens podman's container:
+/// no capabilities, no new privileges, the profile's memory and CPU limits, a
+/// read-only root, and the profile's denied system calls refused on top of
+/// podman's own seccomp profile.
+#[test]
+fn podman_profile_annotation_tightens() {
+    podman_setup();
+    // Without the profile, podman's own seccomp profile lets root unshare.
+    let base = podman_ok(&[
+        "--runtime",
+        "purple",
+        "run",
+        "--rm",
+        PODMAN_IMAGE,
+        "sh",
+        "-c",
+        "unshare -U true && echo unshare-ok",
+    ]);
+    assert_eq!(base, "unshare-ok\n");
+    let out = podman_ok(&[
+        "--runtime",
+        "purple",
+        "run",
+        "--rm",
+        "--annotation",
+        "io.purple.profile=secure-agent",
+        PODMAN_IMAGE,
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; \
+         touch /planted 2>/dev/null || echo root-ro; \
+         unshare -U true 2>/dev/null || echo unshare-refused",
+    ]);
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("536870912"), "{out}");
+    assert!(out.contains("root-ro"), "{out}");
+    assert!(out.contains("unshare-refused"), "{out}");
+
+    let out = podman(&[
+        "--runtime",
+        "purple",
+        "run",
+        "--rm",
+        "--annotation",
+        "io.purple.profile=no-such-profile",
+        PODMAN_IMAGE,
+        "true",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no profile named \"no-such-profile\""),
+        "{err}"
+    );
+}

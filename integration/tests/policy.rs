@@ -500,3 +500,25 @@ fn translated_bundle_runs_under_purple_oci() {
     assert_eq!(stdout, "socket 1\n", "socket() must fail with EPERM");
     assert_no_leftovers(&oci, &id);
 }
+
+/// With a terminal on stdin, the agent gets a pty of its own.
+#[test]
+fn run_gives_the_agent_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let oci = Oci::new();
+    let cmd = format!(
+        "{} --root {} run --profile development -- sh -c 'tty; exit 3'",
+        purple().display(),
+        oci.root.path().display()
+    );
+    // script(1) puts the command on a pty and passes its exit code back.
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(work.path())
+        .output()
+        .expect("script (util-linux) is installed");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(stdout.contains("/dev/pts/"), "no pty inside: {stdout}");
+    assert!(stdout.contains("purple: exit 3"), "{stdout}");
+}

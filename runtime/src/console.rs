@@ -49,7 +49,11 @@ fn receive(listener: UnixListener) -> io::Result<OwnedFd> {
 /// belong to the thread that forwards them to the container.
 fn spawn_quiet<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
     let mut old = SigSet::empty();
-    let blocked = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old));
+    let blocked = pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
     let handle = std::thread::spawn(f);
     if blocked.is_ok() {
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);

@@ -218,10 +218,21 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     } else {
         None
     };
+    if terminal {
+        // libcontainer hands a terminal only to detached containers; as
+        // subreaper this process still becomes the init's parent and reaps it.
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            bail!(
+                "cannot become a subreaper: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     let opts = CreateOptions {
         bundle: dir.clone(),
         console_socket: console.as_ref().map(|_| dir.join("console.sock")),
-        detach: false,
+        detach: terminal,
         ..CreateOptions::default()
     };
     let started = Instant::now();
