@@ -948,14 +948,10 @@ fn resources(d: &mut Decoder, f: &Fields) -> Resources {
 /// `CAP_NET_ADMIN` or `net_admin` → `CAP_NET_ADMIN`, if the kernel names it.
 pub fn capability(name: &str) -> Option<String> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    full.parse::<oci_spec::runtime::Capability>()
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    bare.parse::<oci_spec::runtime::Capability>()
         .ok()
-        .map(|_| full)
+        .map(|_| format!("CAP_{bare}"))
 }
 
 fn capabilities(d: &mut Decoder, f: &Fields) -> Capabilities {
@@ -1334,6 +1330,16 @@ fn user(d: &mut Decoder, f: &Fields) -> User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_take_either_spelling() {
+        assert_eq!(capability("net_admin").as_deref(), Some("CAP_NET_ADMIN"));
+        assert_eq!(
+            capability("CAP_SYS_PTRACE").as_deref(),
+            Some("CAP_SYS_PTRACE")
+        );
+        assert_eq!(capability("CAP_BOGUS"), None);
+    }
 
     #[test]
     fn complement_covers_everything_else() {

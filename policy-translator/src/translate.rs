@@ -444,6 +444,21 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
     serde_json::from_value(spec).map_err(|e| TranslateError::Spec(e.to_string()))
 }
 
+/// A spec as stable text: oci-spec keeps annotations in a HashMap and
+/// capabilities in HashSets, whose order changes from run to run.
+pub fn to_json(spec: &Spec) -> String {
+    let mut value = serde_json::to_value(spec).expect("specs serialise");
+    if let Some(sets) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(Value::as_object_mut)
+    {
+        for set in sets.values_mut().filter_map(Value::as_array_mut) {
+            set.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
+    serde_json::to_string_pretty(&value).expect("values serialise") + "\n"
+}
+
 fn mkdir(path: &Path) -> Result<(), TranslateError> {
     fs::create_dir_all(path).map_err(|source| TranslateError::Write {
         path: path.to_owned(),
@@ -515,6 +530,5 @@ pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), Translate
         write("resolv.conf", text)?;
     }
     prepare(p, spec, dir)?;
-    let json = serde_json::to_string_pretty(spec).expect("specs serialise");
-    write("config.json", json + "\n")
+    write("config.json", to_json(spec))
 }
