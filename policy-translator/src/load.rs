@@ -1151,6 +1151,15 @@ fn network(d: &mut Decoder, f: &Fields) -> Network {
             );
         }
     }
+    let allow_incoming = ports(d, "allow_incoming");
+    if let (Some(n), false) = (f.get("allow_incoming"), allow_incoming.is_empty()) {
+        d.warn(
+            n.pos,
+            &f.path("allow_incoming"),
+            "not enforced: Purple filters what the agent sends, not what reaches it",
+            "use `isolated: true` (nothing can connect in) or the engine's port publishing",
+        );
+    }
     let dns_servers = f
         .get("dns_servers")
         .map(|n| {
@@ -1168,7 +1177,7 @@ fn network(d: &mut Decoder, f: &Fields) -> Network {
         blocked_ips,
         allowed_ips,
         allow_outgoing,
-        allow_incoming: ports(d, "allow_incoming"),
+        allow_incoming,
         allowed_domains,
         blocked_domains: domains(d, "blocked_domains"),
         dns_servers,
