@@ -6,7 +6,8 @@
 # Variants: runc; runc with the seccomp profile; purple-oci bare (no
 # annotation: Purple still attaches its 5 eBPF programs with the default
 # cloud-metadata rules, there is no switch to turn that off); purple-oci full
-# (100 CIDR rules in io.purple.network plus the seccomp profile).
+# (100 CIDR rules in io.purple.network plus the seccomp profile); and, for
+# `run` only, `purple run --profile secure-agent -- true` (policy to exit).
 # (a) hyperfine: `run ID` to exit and delete (runc's `run` deletes unless --keep,
 #     like purple-oci's), and `create && start && delete -f` as one command;
 # (b) benchlib.py steps: create, start, delete timed separately (the container
@@ -35,13 +36,16 @@ on_exit remove_all "$PURPLE_OCI" "$pr" "$TAG"
 id="${TAG}-\$\$"
 runc_c="$RUNC --root $rr"
 purple_c="$PURPLE_OCI --root $pr"
+# `purple run` builds its bundle from the profile each time (host binds, no rootfs).
+purple_run="$(dirname "$PURPLE_OCI")/purple --root $pr run -q --no-workdir --profile secure-agent --id $id -- true"
 
 log "run to exit and delete ($RUNS runs each)"
 hyperfine --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$OUT/lifecycle-run.json" \
   -n runc "$runc_c run -b $bare $id" \
   -n "runc + seccomp" "$runc_c run -b $full $id" \
   -n "purple-oci bare" "$purple_c run -b $bare $id" \
-  -n "purple-oci full (100 rules + seccomp)" "$purple_c run -b $full $id" >&2
+  -n "purple-oci full (100 rules + seccomp)" "$purple_c run -b $full $id" \
+  -n "purple run --profile secure-agent" "$purple_run" >&2
 
 log "create && start && delete -f as one command ($RUNS runs each)"
 chain() { echo "$1 create -b $2 $id && $1 start $id && $1 delete -f $id"; }

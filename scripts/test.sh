@@ -8,3 +8,6 @@ cargo fmt --all -- --check
 cargo build --release --locked
 cargo clippy --release --all-targets --locked -- -D warnings
 cargo test --release --workspace --locked
+# One small iteration of every benchmark, so that they keep working (numbers
+# are not judged here; see docs/benchmarks.md for real runs).
+bench/run-all.sh --smoke
