@@ -20,12 +20,12 @@ pub fn repo() -> PathBuf {
         .to_owned()
 }
 
-/// The `purple-oci` binary under test (`PURPLE_OCI` overrides).
-pub fn purple_oci() -> PathBuf {
-    if let Some(p) = std::env::var_os("PURPLE_OCI") {
+/// A release binary of this workspace; the environment variable `var` overrides.
+fn built(name: &str, var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
         return p.into();
     }
-    let p = repo().join("target/release/purple-oci");
+    let p = repo().join("target/release").join(name);
     assert!(
         p.exists(),
         "{} missing: run `cargo build --release` first (the README's test command does)",
@@ -34,18 +34,14 @@ pub fn purple_oci() -> PathBuf {
     p
 }
 
+/// The `purple-oci` binary under test (`PURPLE_OCI` overrides).
+pub fn purple_oci() -> PathBuf {
+    built("purple-oci", "PURPLE_OCI")
+}
+
 /// The `purple` binary under test (`PURPLE` overrides).
 pub fn purple() -> PathBuf {
-    if let Some(p) = std::env::var_os("PURPLE") {
-        return p.into();
-    }
-    let p = repo().join("target/release/purple");
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build --release` first (the README's test command does)",
-        p.display()
-    );
-    p
+    built("purple", "PURPLE")
 }
 
 /// A container ID unique to this test process and call.
