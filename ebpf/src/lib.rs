@@ -5,23 +5,27 @@
 //! Hooks: `cgroup/connect4|6` and `cgroup/sendmsg4|6` refuse a denied
 //! destination with EPERM at the system call; `cgroup_skb/egress` drops
 //! packets that never pass those calls (raw sockets, ICMP). Rules live in two
-//! LPM tries (IPv4, IPv6); the most specific prefix decides.
+//! LPM tries (IPv4, IPv6); the most specific prefix decides. With a resolver
+//! configured, `cgroup/recvmsg4|6` make its answers look as if they came from
+//! the server the program asked.
 //!
 //! ```no_run
 //! use purple_policy::plan::NetworkPlan;
 //! let plan = NetworkPlan::default(); // blocks cloud metadata
 //! let pins = std::path::Path::new("/sys/fs/bpf/purple/demo");
-//! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, plan.mode, &plan.effective_rules())?;
+//! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, plan.mode, &plan.effective_rules(), None)?;
 //! println!("{:?}", purple_ebpf::stats(pins)?);
 //! purple_ebpf::detach(pins)?;
 //! # Ok::<(), purple_ebpf::EbpfError>(())
 //! ```
 
 pub mod events;
+mod learned;
 pub mod maps;
 mod programs;
 mod stats;
 
+pub use learned::LearnedHosts;
 pub use programs::{attach, detach, BPFFS, PINNED_MAPS};
 pub use stats::{stats, Stats};
 

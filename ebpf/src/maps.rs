@@ -29,12 +29,18 @@ pub struct RuleValue {
     pub ports: [PortRange; MAX_PORT_RANGES],
 }
 
+/// `PURPLE_RULE_DNS`: the rule id of DNS sent past Purple's resolver.
+pub const RULE_DNS: u32 = MAX_RULES as u32 + 1;
+
 /// `struct purple_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Config {
     pub mode: u8,
-    pub pad: [u8; 7],
+    pub pad: u8,
+    /// The resolver's port on 127.0.0.1, network byte order; 0: none.
+    pub dns_port: u16,
+    pub pad2: u32,
 }
 
 // SAFETY: plain #[repr(C)] integers, no padding the kernel could leak into.
@@ -46,6 +52,7 @@ unsafe impl aya::Pod for Config {}
 pub const STAT_EVENTS_LOST: u32 = 0;
 pub const STAT_DENIED: u32 = 1;
 pub const STAT_ALLOWED: u32 = 2;
+pub const STAT_DNS_REDIRECTED: u32 = 3;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RuleError {
@@ -56,12 +63,18 @@ pub enum RuleError {
 }
 
 impl Config {
-    pub fn new(mode: Mode) -> Self {
+    /// `dns_port`: the port of the resolver every DNS query is sent to, if any.
+    pub fn new(mode: Mode, dns_port: Option<u16>) -> Self {
         let mode = match mode {
             Mode::DenyList => 0,
             Mode::AllowList => 1,
         };
-        Self { mode, pad: [0; 7] }
+        Self {
+            mode,
+            pad: 0,
+            dns_port: dns_port.map_or(0, u16::to_be),
+            pad2: 0,
+        }
     }
 }
 

@@ -29,6 +29,8 @@ const SOCK_ADDR_PROGRAMS: &[&str] = &[
     "purple_connect6",
     "purple_sendmsg4",
     "purple_sendmsg6",
+    "purple_recvmsg4",
+    "purple_recvmsg6",
 ];
 const SKB_EGRESS_PROGRAM: &str = "purple_skb_egress";
 
@@ -71,12 +73,12 @@ fn ensure_bpffs() -> Result<(), EbpfError> {
     })
 }
 
-fn fill_rules(ebpf: &mut Ebpf, mode: Mode, rules: &[Rule]) -> Result<(), EbpfError> {
+fn fill_rules(ebpf: &mut Ebpf, config: Config, rules: &[Rule]) -> Result<(), EbpfError> {
     if rules.len() > MAX_RULES {
         return Err(RuleError::TooManyRules { n: rules.len() }.into());
     }
-    let mut config: Array<&mut MapData, Config> = Array::try_from(map_mut(ebpf, "config")?)?;
-    config.set(0, Config::new(mode), 0)?;
+    let mut map: Array<&mut MapData, Config> = Array::try_from(map_mut(ebpf, "config")?)?;
+    map.set(0, config, 0)?;
     let values = rules
         .iter()
         .enumerate()
@@ -113,18 +115,21 @@ fn pin_link(link: FdLink, pin_dir: &Path, name: &str) -> Result<(), EbpfError> {
 }
 
 /// Loads the programs, fills the maps with `rules` under `mode`, attaches every
-/// hook to `cgroup_dir` and pins links and maps under `pin_dir`. On failure
-/// everything pinned so far is removed again (fail closed: the caller must not
-/// start the container).
+/// hook to `cgroup_dir` and pins links and maps under `pin_dir`. With
+/// `dns_port`, every DNS query is sent to the resolver listening on
+/// 127.0.0.1:`dns_port` in the container's network namespace, and DNS to any
+/// other server is refused. On failure everything pinned so far is removed
+/// again (fail closed: the caller must not start the container).
 pub fn attach(
     cgroup_dir: &Path,
     pin_dir: &Path,
     mode: Mode,
     rules: &[Rule],
+    dns_port: Option<u16>,
 ) -> Result<(), EbpfError> {
     ensure_bpffs()?;
     fs::create_dir_all(pin_dir).map_err(io_err(format!("create {}", pin_dir.display())))?;
-    let attached = attach_pinned(cgroup_dir, pin_dir, mode, rules);
+    let attached = attach_pinned(cgroup_dir, pin_dir, Config::new(mode, dns_port), rules);
     if attached.is_err() {
         if let Err(e) = detach(pin_dir) {
             tracing::warn!("cleanup of {} after failed attach: {e}", pin_dir.display());
@@ -136,13 +141,13 @@ pub fn attach(
 fn attach_pinned(
     cgroup_dir: &Path,
     pin_dir: &Path,
-    mode: Mode,
+    config: Config,
     rules: &[Rule],
 ) -> Result<(), EbpfError> {
     let mut ebpf = EbpfLoader::new().load(OBJECT)?;
     // Maps are complete before the first program is attached, so no call is
     // ever judged against a partial rule set.
-    fill_rules(&mut ebpf, mode, rules)?;
+    fill_rules(&mut ebpf, config, rules)?;
     let cgroup =
         File::open(cgroup_dir).map_err(io_err(format!("open {}", cgroup_dir.display())))?;
     // Through bpf_link the kernel always attaches cgroup programs in multi mode

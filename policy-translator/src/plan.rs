@@ -95,6 +95,16 @@ impl FromStr for Cidr {
     }
 }
 
+impl Cidr {
+    /// The prefix of one address: /32 or /128.
+    pub fn host(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+}
+
 /// Zeroes the host bits, so `10.1.2.3/8` and `10.0.0.0/8` are one key.
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {

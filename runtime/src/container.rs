@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,9 @@ use serde_json::json;
 use crate::audit::{self, AuditLog, Entry};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
+use crate::dns;
 use crate::id::ContainerId;
-use crate::network::{self, Enforcement, NetworkError};
+use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
 use crate::supervisor::{self, SupervisorArgs};
 
 /// How long delete waits for a killed container's processes to be reaped.
@@ -354,11 +356,18 @@ impl Runtime {
         };
         // The init process is still blocked before exec: nothing the agent runs
         // can send a packet before this returns.
-        let rules_path = pdir.join("rules.json");
+        let rules_path = pdir.join(RULES_FILE);
         let json = serde_json::to_vec(&enforcement.rules).expect("rules serialise");
         fs::write(&rules_path, json).map_err(io_err(&rules_path))?;
+        let mut resolver = enforcement.prepare_resolver(pid.as_raw())?;
+        let dns_config = pdir.join(dns::CONFIG_FILE);
         if let Some(bpf_dir) = &record.bpf_dir {
-            enforcement.attach(cgroup2_dir.as_deref(), bpf_dir)?;
+            let port = resolver.as_ref().map(|r| r.config.port);
+            enforcement.attach(cgroup2_dir.as_deref(), bpf_dir, port)?;
+            if let Some(r) = &mut resolver {
+                r.install(bpf_dir, &dns_config)
+                    .map_err(NetworkError::from)?;
+            }
         }
         self.audit(
             id,
@@ -381,6 +390,11 @@ impl Runtime {
                 cgroup2: cgroup2_dir,
                 pins: record.bpf_dir.clone().filter(|d| d.exists()),
                 rules: Some(rules_path),
+                dns: resolver.as_ref().map(|_| dns_config),
+                inherit: resolver
+                    .as_ref()
+                    .map(|r| r.fds().map(|fd| fd.as_raw_fd()).to_vec())
+                    .unwrap_or_default(),
             };
             let spid =
                 supervisor::spawn(&self.root, &args).map_err(io_err(Path::new("supervisor")))?;
@@ -487,6 +501,11 @@ impl Runtime {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The names of the rule ids the container's programs count and report.
+    pub fn rule_book(&self, id: &ContainerId) -> RuleBook {
+        RuleBook::load(&self.purple_dir(id).join(RULES_FILE))
     }
 
     /// Sends `signal` (a raw number, real-time signals included) to the init

@@ -7,6 +7,7 @@ pub mod cgroup2;
 pub mod cli;
 pub mod console;
 pub mod container;
+pub mod dns;
 pub mod foreground;
 pub mod id;
 pub mod logging;

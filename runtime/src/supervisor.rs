@@ -5,7 +5,7 @@
 //! It never holds the container: it is not its parent and not in its cgroup.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,10 +15,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
-use purple_policy::plan::{Action, Rule};
 use serde_json::json;
 
 use crate::audit::{AuditError, AuditLog, Entry};
+use crate::network::RuleBook;
 
 /// What the supervisor needs; passed on its command line.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,6 +44,12 @@ pub struct SupervisorArgs {
     /// `resource.oom=/sys/fs/cgroup/memory/purple/x/memory.oom_control:oom_kill`).
     #[arg(long = "counter", value_name = "KIND=FILE:KEY")]
     pub counters: Vec<String>,
+    /// The container's resolver (dns.json): serve its DNS.
+    #[arg(long)]
+    pub dns: Option<PathBuf>,
+    /// Descriptors the supervisor inherits as 3, 4, ... (the resolver's).
+    #[arg(skip)]
+    pub inherit: Vec<RawFd>,
 }
 
 /// A kernel counter of limit hits, in a cgroup file of `key value` lines.
@@ -128,6 +134,7 @@ pub fn spawn(root: &Path, args: &SupervisorArgs) -> std::io::Result<u32> {
         ("--cgroup2", &args.cgroup2),
         ("--pins", &args.pins),
         ("--rules", &args.rules),
+        ("--dns", &args.dns),
     ] {
         if let Some(v) = v {
             cmd.arg(flag).arg(v);
@@ -142,32 +149,35 @@ pub fn spawn(root: &Path, args: &SupervisorArgs) -> std::io::Result<u32> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    let inherit = args.inherit.clone();
+    let mut copies = vec![0; inherit.len()];
+    let first_free = 3 + inherit.len() as i32;
+    // SAFETY: only async-signal-safe calls between fork and exec (no
+    // allocation: the vectors were built before the fork).
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            // Copies above the targets first, so that placing one at 3.. cannot
+            // overwrite another not yet placed.
+            for (copy, fd) in copies.iter_mut().zip(&inherit) {
+                *copy = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, first_free);
+                if *copy < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, copy) in copies.iter().enumerate() {
+                if libc::dup2(*copy, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            libc::syscall(libc::SYS_close_range, first_free as u32, u32::MAX, 0u32);
             Ok(())
         });
     }
     Ok(cmd.spawn()?.id())
 }
 
-fn rule_name(rules: &[Rule], id: u32) -> String {
-    match id.checked_sub(1).and_then(|i| rules.get(i as usize)) {
-        Some(r) => {
-            let action = if r.action == Action::Allow {
-                "allow"
-            } else {
-                "deny"
-            };
-            format!("#{id} {action} {}", r.cidr)
-        }
-        None => "default (mode)".to_owned(),
-    }
-}
-
-fn entry(e: &Event, rules: &[Rule]) -> Entry {
+fn entry(e: &Event, rules: &RuleBook) -> Entry {
     let hook = match e.hook {
         Hook::Connect4 | Hook::Connect6 => "connect",
         Hook::Sendmsg4 | Hook::Sendmsg6 => "sendmsg",
@@ -184,7 +194,7 @@ fn entry(e: &Event, rules: &[Rule]) -> Entry {
         kind: "network.blocked".into(),
         pid: (e.pid != 0).then_some(e.pid),
         comm: (!e.comm.is_empty()).then(|| e.comm.clone()),
-        rule: Some(rule_name(rules, e.rule_id)),
+        rule: Some(rules.label(e.rule_id)),
         details: json!({
             "hook": hook,
             "protocol": protocol,
@@ -204,11 +214,10 @@ fn populated(cgroup2: &Path) -> bool {
 /// The supervisor's loop; returns when the container is gone or on SIGTERM.
 pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
     let mut log = AuditLog::open(&args.log, &args.id, args.policy.as_deref())?;
-    let rules: Vec<Rule> = args
+    let rules = args
         .rules
-        .as_ref()
-        .and_then(|p| fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .as_deref()
+        .map(RuleBook::load)
         .unwrap_or_default();
     let mut ring = args
         .pins
@@ -226,6 +235,16 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         .thread_block()
         .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK))
         .ok();
+    if let (Some(config), Some(pins)) = (&args.dns, &args.pins) {
+        let target = crate::dns::AuditTarget {
+            log: &args.log,
+            id: &args.id,
+            policy: args.policy.as_deref(),
+        };
+        if let Err(e) = crate::dns::serve(config, pins, args.cgroup2.as_deref(), target) {
+            log.append(&[crate::dns::failure(&e)])?;
+        }
+    }
     let drain = |log: &mut AuditLog, ring: &mut Option<_>| -> Result<(), AuditError> {
         let Some(ring) = ring else { return Ok(()) };
         let ring: &mut aya::maps::RingBuf<aya::maps::MapData> = ring;

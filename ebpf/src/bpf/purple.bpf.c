@@ -7,5 +7,6 @@
 #include "connect.bpf.c"
 #include "sendmsg.bpf.c"
 #include "skb.bpf.c"
+#include "recvmsg.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

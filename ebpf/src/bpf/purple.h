@@ -31,8 +31,15 @@
 #define PURPLE_HOOK_SENDMSG6 4
 #define PURPLE_HOOK_SKB_EGRESS 5
 
+/* DNS (53) is sent to Purple's resolver when config.dns_port is set; DNS over
+ * TLS/QUIC (853) is refused then. */
+#define PURPLE_DNS_PORT 53
+#define PURPLE_DOT_PORT 853
+
 /* Rule id 0 is "no rule matched: the mode's default decided". */
 #define PURPLE_RULE_DEFAULT 0
+/* DNS to a server other than Purple's resolver (ids 1..MAX_RULES are rules). */
+#define PURPLE_RULE_DNS (PURPLE_MAX_RULES + 1)
 
 struct purple_key_v4 {
 	__u32 prefixlen;
@@ -60,7 +67,18 @@ struct purple_rule {
 
 struct purple_config {
 	__u8 mode;
-	__u8 pad[7];
+	__u8 pad;
+	__u16 dns_port; /* network byte order; 0: no resolver, DNS judged like any traffic */
+	__u32 pad2;
+};
+
+/* Where a redirected DNS socket meant to go, by socket cookie: replies are
+ * made to look as if they came from there (resolvers check the source). */
+struct purple_dns_orig {
+	__u32 addr[4]; /* IPv4 in addr[0] */
+	__u16 port;    /* network byte order */
+	__u8 family;
+	__u8 pad;
 };
 
 struct purple_event {
@@ -82,6 +100,7 @@ struct purple_event {
 #define PURPLE_STAT_EVENTS_LOST 0
 #define PURPLE_STAT_DENIED 1
 #define PURPLE_STAT_ALLOWED 2
+#define PURPLE_STAT_DNS_REDIRECTED 3
 #define PURPLE_STATS 4
 
 struct {
@@ -107,10 +126,10 @@ struct {
 	__type(value, struct purple_config);
 } config SEC(".maps");
 
-/* Hits per rule id (index 0: the default decision). */
+/* Hits per rule id (index 0: the default decision, last: PURPLE_RULE_DNS). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PURPLE_MAX_RULES + 1);
+	__uint(max_entries, PURPLE_MAX_RULES + 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } rule_hits SEC(".maps");
@@ -123,6 +142,13 @@ struct {
 } stats SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct purple_dns_orig);
+} dns_orig SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
@@ -133,6 +159,13 @@ static __always_inline void purple_count(void *map, __u32 idx)
 
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline const struct purple_config *purple_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
 }
 
 static __always_inline int purple_ports_match(const struct purple_rule *r, __u16 port)
@@ -156,8 +189,7 @@ static __always_inline int purple_ports_match(const struct purple_rule *r, __u16
 static __always_inline int purple_judge(const struct purple_rule *r, __u8 protocol, __u16 port,
 					__u32 *rule_id)
 {
-	__u32 zero = 0;
-	struct purple_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	const struct purple_config *cfg = purple_config();
 
 	if (r && (r->protocol == PURPLE_PROTO_ANY || r->protocol == protocol) &&
 	    purple_ports_match(r, port)) {
@@ -171,13 +203,18 @@ static __always_inline int purple_judge(const struct purple_rule *r, __u8 protoc
 	return PURPLE_ALLOW;
 }
 
+static __always_inline int purple_is_loopback4(__u32 daddr_be)
+{
+	return (bpf_ntohl(daddr_be) >> 24) == 127;
+}
+
 static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 port,
 					   __u32 *rule_id)
 {
 	struct purple_key_v4 key = { .prefixlen = 32 };
 
 	/* Loopback inside the container's own network namespace is always fine. */
-	if ((bpf_ntohl(daddr_be) >> 24) == 127) {
+	if (purple_is_loopback4(daddr_be)) {
 		*rule_id = PURPLE_RULE_DEFAULT;
 		return PURPLE_ALLOW;
 	}
@@ -208,7 +245,7 @@ static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
 {
 	struct purple_event *e;
 
-	if (rule_id <= PURPLE_MAX_RULES)
+	if (rule_id <= PURPLE_RULE_DNS)
 		purple_count(&rule_hits, rule_id);
 	if (verdict == PURPLE_ALLOW) {
 		purple_count(&stats, PURPLE_STAT_ALLOWED);
@@ -237,16 +274,64 @@ static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * With a resolver configured, every DNS destination (any address, port 53,
+ * TCP or UDP) is rewritten to the resolver on 127.0.0.1 in the container's
+ * own network namespace, and the original destination is kept per socket for
+ * the recvmsg hooks. Returns 1 when the call was redirected.
+ */
+static __always_inline int purple_dns_redirect(struct bpf_sock_addr *ctx, __u16 port,
+					       __u8 family, const __u32 orig[4])
+{
+	const struct purple_config *cfg = purple_config();
+	struct purple_dns_orig o = { .port = bpf_htons(port), .family = family };
+	__u64 cookie;
+
+	if (!cfg || !cfg->dns_port || port != PURPLE_DNS_PORT)
+		return 0;
+	cookie = bpf_get_socket_cookie(ctx);
+	__builtin_memcpy(o.addr, orig, family == 2 ? 4 : 16);
+	bpf_map_update_elem(&dns_orig, &cookie, &o, BPF_ANY);
+	if (family == 2) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+	} else {
+		/* ::ffff:127.0.0.1: dual-stack sockets reach the IPv4 resolver. */
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
+	}
+	ctx->user_port = cfg->dns_port;
+	purple_count(&stats, PURPLE_STAT_DNS_REDIRECTED);
+	return 1;
+}
+
+/* DNS over TLS or QUIC leaves the container only if no resolver is forced. */
+static __always_inline int purple_dot_denied(__u16 port, int loopback)
+{
+	const struct purple_config *cfg = purple_config();
+
+	return cfg && cfg->dns_port && port == PURPLE_DOT_PORT && !loopback;
+}
+
 /* The socket-address hooks (connect, sendmsg) differ only in which hook they
  * report; the destination is the user's address in both. */
 static __always_inline int purple_sock_addr4(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	__u32 rule_id;
-	__u32 daddr = ctx->user_ip4;
+	__u32 daddr[4] = { ctx->user_ip4 };
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	int v = purple_judge_v4(daddr, ctx->protocol, port, &rule_id);
+	int v;
 
-	purple_record(v, rule_id, hook, 2, ctx->protocol, port, &daddr, 1);
+	if (purple_dns_redirect(ctx, port, 2, daddr))
+		return 1;
+	if (purple_dot_denied(port, purple_is_loopback4(daddr[0]))) {
+		v = PURPLE_DENY;
+		rule_id = PURPLE_RULE_DNS;
+	} else {
+		v = purple_judge_v4(daddr[0], ctx->protocol, port, &rule_id);
+	}
+	purple_record(v, rule_id, hook, 2, ctx->protocol, port, daddr, 1);
 	return v == PURPLE_ALLOW;
 }
 
@@ -255,8 +340,19 @@ static __always_inline int purple_sock_addr6(struct bpf_sock_addr *ctx, __u8 hoo
 	__u32 rule_id;
 	__u32 daddr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	int v = purple_judge_v6(daddr, ctx->protocol, port, &rule_id);
+	int loopback = (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1)) ||
+		       (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff) &&
+			purple_is_loopback4(daddr[3]));
+	int v;
 
+	if (purple_dns_redirect(ctx, port, 10, daddr))
+		return 1;
+	if (purple_dot_denied(port, loopback)) {
+		v = PURPLE_DENY;
+		rule_id = PURPLE_RULE_DNS;
+	} else {
+		v = purple_judge_v6(daddr, ctx->protocol, port, &rule_id);
+	}
 	purple_record(v, rule_id, hook, 10, ctx->protocol, port, daddr, 1);
 	return v == PURPLE_ALLOW;
 }

@@ -12,6 +12,7 @@ mod policy;
 mod profiles;
 mod run;
 mod translate;
+mod network;
 
 /// Purple: run untrusted AI agents under a policy the kernel enforces.
 #[derive(Parser, Debug)]
@@ -42,6 +43,8 @@ pub enum Command {
     /// The per-container supervisor: `run` starts it from this binary.
     #[command(hide = true)]
     Supervise(crate::supervisor::SupervisorArgs),
+    /// Egress decisions of a container: rule hits and totals.
+    Network(network::Args),
 }
 
 impl Command {
@@ -64,5 +67,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             crate::supervisor::run(&a)?;
             Ok(0)
         }
+        Command::Network(a) => network::network(a, &cli.root),
     }
 }

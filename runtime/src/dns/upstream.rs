@@ -1,0 +1,164 @@
+//! Asking the plan's upstream resolvers, over UDP or TCP, from the calling
+//! thread's network namespace (the container's: see `netns.rs`).
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::wire::{self, Message, TYPE_A, TYPE_AAAA};
+use super::DnsError;
+
+/// How long one upstream gets to answer before the next is asked.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest UDP answer accepted (EDNS0 sizes in practice).
+pub const MAX_UDP: usize = 4096;
+
+/// The resolvers queries are forwarded to, tried in order.
+#[derive(Debug, Clone)]
+pub struct Upstreams(pub Vec<IpAddr>);
+
+fn random_id() -> Result<u16, DnsError> {
+    let mut b = [0u8; 2];
+    loop {
+        // SAFETY: getrandom(2) writes at most b.len() bytes into b.
+        let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+        if n == 2 {
+            return Ok(u16::from_ne_bytes(b));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(DnsError::Random(err));
+        }
+    }
+}
+
+fn io(what: &str, server: IpAddr) -> impl FnOnce(std::io::Error) -> DnsError + '_ {
+    let what = what.to_owned();
+    move |source| DnsError::Upstream {
+        server,
+        reason: format!("{what}: {source}"),
+    }
+}
+
+/// Whether `answer` answers `query`: same id, a response, the same question.
+fn answers(query: &Message, answer: &Message) -> bool {
+    let same = |a: &wire::Question, b: &wire::Question| {
+        a.name.eq_ignore_ascii_case(&b.name) && a.qtype == b.qtype && a.qclass == b.qclass
+    };
+    answer.header.is_response()
+        && answer.header.id == query.header.id
+        && query.questions.len() == answer.questions.len()
+        && query
+            .questions
+            .iter()
+            .zip(&answer.questions)
+            .all(|(a, b)| same(a, b))
+}
+
+fn udp_once(server: IpAddr, query: &[u8], parsed: &Message) -> Result<Vec<u8>, DnsError> {
+    let bind: SocketAddr = match server {
+        IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
+        IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
+    };
+    let s = UdpSocket::bind(bind).map_err(io("bind", server))?;
+    s.connect((server, 53)).map_err(io("connect", server))?;
+    s.send(query).map_err(io("send", server))?;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut buf = vec![0u8; MAX_UDP];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(DnsError::Upstream {
+                server,
+                reason: "no answer".into(),
+            });
+        }
+        s.set_read_timeout(Some(left))
+            .map_err(io("timeout", server))?;
+        let n = s.recv(&mut buf).map_err(io("receive", server))?;
+        // Stray or spoofed datagrams are skipped, not taken as the answer.
+        if wire::parse(&buf[..n]).is_ok_and(|a| answers(parsed, &a)) {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+    }
+}
+
+fn tcp_once(server: IpAddr, query: &[u8], parsed: &Message) -> Result<Vec<u8>, DnsError> {
+    let mut s = TcpStream::connect_timeout(&SocketAddr::new(server, 53), TIMEOUT)
+        .map_err(io("connect", server))?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(io("timeout", server))?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(io("timeout", server))?;
+    let len = u16::try_from(query.len()).map_err(|_| DnsError::Upstream {
+        server,
+        reason: "query too long".into(),
+    })?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    s.write_all(&framed).map_err(io("send", server))?;
+    let answer = read_framed(&mut s).map_err(io("receive", server))?;
+    match wire::parse(&answer) {
+        Ok(a) if answers(parsed, &a) => Ok(answer),
+        _ => Err(DnsError::Upstream {
+            server,
+            reason: "answer does not match the question".into(),
+        }),
+    }
+}
+
+/// One length-prefixed message of DNS over TCP (RFC 1035 4.2.2).
+pub fn read_framed(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut msg)?;
+    Ok(msg)
+}
+
+impl Upstreams {
+    /// Sends `query` (any id) to each upstream in turn until one answers;
+    /// returns the answer with the query's id. A fresh random id goes on the
+    /// wire, so an answer cannot be forged by guessing the client's.
+    pub fn exchange(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, DnsError> {
+        let mut parsed = wire::parse(query)?;
+        let client_id = parsed.header.id;
+        let id = random_id()?;
+        let mut out = query.to_vec();
+        wire::set_id(&mut out, id);
+        parsed.header.id = id;
+        let mut last = DnsError::NoUpstream;
+        for &server in &self.0 {
+            let sent = if tcp {
+                tcp_once(server, &out, &parsed)
+            } else {
+                udp_once(server, &out, &parsed)
+            };
+            match sent {
+                Ok(mut answer) => {
+                    wire::set_id(&mut answer, client_id);
+                    return Ok(answer);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The A and AAAA addresses of `name` with their TTLs; over TCP when the
+    /// UDP answer was truncated.
+    pub fn resolve(&self, name: &str) -> Result<Vec<(IpAddr, u32)>, DnsError> {
+        let mut out = Vec::new();
+        for qtype in [TYPE_A, TYPE_AAAA] {
+            let q = wire::query(0, name, qtype);
+            let mut answer = self.exchange(&q, false)?;
+            if wire::parse(&answer)?.header.truncated() {
+                answer = self.exchange(&q, true)?;
+            }
+            let m = wire::parse(&answer)?;
+            out.extend(m.answers.iter().filter_map(|a| Some((a.addr?, a.ttl))));
+        }
+        Ok(out)
+    }
+}
