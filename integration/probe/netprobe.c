@@ -8,6 +8,11 @@
  *   netprobe udp-connected ADDR PORT
  *   netprobe icmp ADDR            raw ICMP echo (needs CAP_NET_RAW)
  *   netprobe burst ADDR PORT N    N connect(2) calls, prints how many failed with EPERM
+ *   netprobe resolve NAME         an A query to resolv.conf's first nameserver the way
+ *                                 libc resolvers ask (unconnected UDP, the reply's source
+ *                                 must be that server): "ok ADDR... ms", "nxdomain ms"
+ *   netprobe dns udp|tcp SERVER PORT NAME
+ *                                 the same query sent straight to SERVER:PORT
  *
  * Benchmark modes (bench/ebpf.sh):
  *   netprobe connect-rate ADDR PORT N   N x (socket, connect, close with RST), prints
@@ -185,6 +190,160 @@ static int burst(const char *host, int port, int count)
 	return eperm == count ? 0 : 1;
 }
 
+/* A query for NAME (type A): header, RD set, one question. */
+static int dns_query(unsigned char *q, const char *name)
+{
+	int n = 12;
+
+	memset(q, 0, 12);
+	q[0] = 0x4a;
+	q[1] = 0x7e;
+	q[2] = 0x01;
+	q[5] = 1;
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		int len = dot ? dot - name : (int)strlen(name);
+
+		if (len == 0 || len > 63 || n + len + 6 > 300)
+			return -1;
+		q[n++] = len;
+		memcpy(q + n, name, len);
+		n += len;
+		name += len + (dot ? 1 : 0);
+	}
+	q[n++] = 0;
+	q[n++] = 0;
+	q[n++] = 1; /* A */
+	q[n++] = 0;
+	q[n++] = 1; /* IN */
+	return n;
+}
+
+static int dns_skip_name(const unsigned char *m, int len, int at)
+{
+	while (at < len) {
+		if (m[at] == 0)
+			return at + 1;
+		if ((m[at] & 0xc0) == 0xc0)
+			return at + 2;
+		at += m[at] + 1;
+	}
+	return -1;
+}
+
+/* Prints the verdict for an answer: the A records, or the error code. */
+static int dns_answer(const unsigned char *m, int len)
+{
+	int at, an, rcode;
+
+	if (len < 12 || m[0] != 0x4a || m[1] != 0x7e || !(m[2] & 0x80)) {
+		printf("err BADANSWER %ld\n", ms());
+		return 1;
+	}
+	rcode = m[3] & 0x0f;
+	if (rcode == 3) {
+		printf("nxdomain %ld\n", ms());
+		return 1;
+	}
+	if (rcode != 0) {
+		printf("rcode %d %ld\n", rcode, ms());
+		return 1;
+	}
+	an = m[6] << 8 | m[7];
+	at = dns_skip_name(m, len, 12);
+	if (at < 0)
+		goto bad;
+	at += 4;
+	printf("ok");
+	for (int i = 0; i < an; i++) {
+		int type, rdlen;
+
+		at = dns_skip_name(m, len, at);
+		if (at < 0 || at + 10 > len)
+			goto bad;
+		type = m[at] << 8 | m[at + 1];
+		rdlen = m[at + 8] << 8 | m[at + 9];
+		at += 10;
+		if (at + rdlen > len)
+			goto bad;
+		if (type == 1 && rdlen == 4)
+			printf(" %d.%d.%d.%d", m[at], m[at + 1], m[at + 2], m[at + 3]);
+		at += rdlen;
+	}
+	printf(" %ld\n", ms());
+	return 0;
+bad:
+	printf(" malformed %ld\n", ms());
+	return 1;
+}
+
+static int dns(const char *transport, const char *server, int port, const char *name,
+	       int check_source)
+{
+	struct sockaddr_storage ss, from;
+	socklen_t len = addr(server, port, &ss), flen = sizeof(from);
+	unsigned char q[320], m[1500];
+	int tcp = !strcmp(transport, "tcp");
+	int qlen = dns_query(q + 2, name), fd, n;
+
+	if (qlen < 0) {
+		fprintf(stderr, "netprobe: bad name %s\n", name);
+		return 2;
+	}
+	fd = socket(ss.ss_family, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+	if (tcp) {
+		struct timeval tv = { .tv_sec = 3 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		q[0] = qlen >> 8;
+		q[1] = qlen & 0xff;
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0)
+			return fail(errno);
+		if (write(fd, q, qlen + 2) < 0)
+			return fail(errno);
+		n = read(fd, m, 2);
+		if (n != 2)
+			return n < 0 ? fail(errno) : (printf("err EOF %ld\n", ms()), 1);
+		n = read(fd, m, sizeof(m));
+		if (n < 0)
+			return fail(errno);
+		return dns_answer(m, n);
+	}
+	if (sendto(fd, q + 2, qlen, 0, (struct sockaddr *)&ss, len) < 0)
+		return fail(errno);
+	for (;;) {
+		if (wait_fd(fd, POLLIN, 3000) <= 0) {
+			printf("timeout %ld\n", ms());
+			return 1;
+		}
+		n = recvfrom(fd, m, sizeof(m), 0, (struct sockaddr *)&from, &flen);
+		if (n < 0)
+			return fail(errno);
+		/* What glibc and musl do: an answer from another address is ignored. */
+		if (check_source && memcmp(&from, &ss, len) != 0)
+			continue;
+		return dns_answer(m, n);
+	}
+}
+
+/* The first nameserver of /etc/resolv.conf. */
+static int resolve(const char *name)
+{
+	char line[256], server[64] = "";
+	FILE *f = fopen("/etc/resolv.conf", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "nameserver %63s", server) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (!*server) {
+		printf("err NONAMESERVER %ld\n", ms());
+		return 1;
+	}
+	return dns("udp", server, 53, name, 1);
+}
+
 static double now_s(void)
 {
 	struct timespec t;
@@ -253,11 +412,16 @@ int main(int argc, char **argv)
 		return icmp(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "burst"))
 		return burst(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 3 && !strcmp(argv[1], "resolve"))
+		return resolve(argv[2]);
+	if (argc == 6 && !strcmp(argv[1], "dns"))
+		return dns(argv[2], argv[3], atoi(argv[4]), argv[5], 0);
 	if (argc == 5 && !strcmp(argv[1], "connect-rate"))
 		return connect_rate(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n"
+			"       netprobe resolve NAME | dns udp|tcp SERVER PORT NAME\n"
 			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT\n");
 	return 2;
 }

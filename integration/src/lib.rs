@@ -1,6 +1,7 @@
 //! Helpers for Purple's integration tests: they run real containers as root
 //! with the release `purple-oci` binary (built by the README's test command).
 
+pub mod agent;
 pub mod netns;
 
 use std::fs;

@@ -37,7 +37,8 @@ fn ip(args: &[&str]) {
 }
 
 /// A client namespace (for the container) wired to a host namespace serving
-/// TCP on 80 and 8080 and UDP on 53 on every test address.
+/// TCP on 80 and 8080 and DNS (UDP and TCP; UDP echo for non-DNS datagrams)
+/// on 53 on every test address; [`HOST_LINK_V4`] is the upstream resolver.
 pub struct TestNet {
     pub client: String,
     pub host: String,
@@ -94,7 +95,7 @@ impl TestNet {
             .args(["netns", "exec", &host, "python3"])
             .arg(repo().join("integration/probe/testhost.py"))
             .arg(&log)
-            .args(["80", "8080"])
+            .args([HOST_LINK_V4, "80", "8080"])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
