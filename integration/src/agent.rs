@@ -73,7 +73,12 @@ impl Agent {
 
     /// A file of the container's record directory (while it exists).
     pub fn record_file(&self, name: &str) -> PathBuf {
-        self.oci.root.path().join(".purple").join(&self.id).join(name)
+        self.oci
+            .root
+            .path()
+            .join(".purple")
+            .join(&self.id)
+            .join(name)
     }
 
     /// Runs netprobe in the container; returns its one-line verdict.
@@ -151,4 +156,3 @@ pub fn assert_ok(verdict: &str) {
         "expected the connection to work, got {verdict:?}"
     );
 }
-

@@ -57,7 +57,11 @@ fn purple_network_stats(a: &Agent) -> Value {
         .args(["network", "stats", "--json", &a.id])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -70,15 +74,29 @@ fn allow_list_resolves_only_listed_names() {
 
     // Only listed names resolve, through resolv.conf's nameserver as libc
     // resolvers ask (the answer must come from that address).
-    assert_eq!(first_word(&a.probe(&["resolve", "allowed.test"])), "ok 10.99.0.1");
-    assert_eq!(first_word(&a.probe(&["resolve", "api.allowed.test"])), "ok 10.98.0.1");
+    assert_eq!(
+        first_word(&a.probe(&["resolve", "allowed.test"])),
+        "ok 10.99.0.1"
+    );
+    assert_eq!(
+        first_word(&a.probe(&["resolve", "api.allowed.test"])),
+        "ok 10.98.0.1"
+    );
     assert!(a.probe(&["resolve", "evil.test"]).starts_with("nxdomain"));
-    assert!(a.probe(&["resolve", "allowed.test.evil.test"]).starts_with("nxdomain"));
+    assert!(a
+        .probe(&["resolve", "allowed.test.evil.test"])
+        .starts_with("nxdomain"));
     // busybox's nslookup uses connected UDP sockets.
     let ns = a.oci.run(&["exec", &a.id, "nslookup", "allowed.test"]);
-    assert!(String::from_utf8_lossy(&ns.stdout).contains("10.99.0.1"), "{ns:?}");
+    assert!(
+        String::from_utf8_lossy(&ns.stdout).contains("10.99.0.1"),
+        "{ns:?}"
+    );
     let ns = a.oci.run(&["exec", &a.id, "nslookup", "evil.test"]);
-    assert!(!String::from_utf8_lossy(&ns.stdout).contains("10.99.1.1"), "{ns:?}");
+    assert!(
+        String::from_utf8_lossy(&ns.stdout).contains("can't find evil.test: NXDOMAIN"),
+        "{ns:?}"
+    );
 
     // Their addresses connect; a literal address of an unlisted host does not.
     assert_ok(&a.probe(&["tcp", "10.99.0.1", "80"]));
@@ -95,12 +113,25 @@ fn allow_list_resolves_only_listed_names() {
         assert_eperm(&a.probe(&["dns", transport, "10.99.1.1", "853", "evil.test"]));
     }
     let got = net.received();
-    assert!(!got.contains("evil.test"), "an unlisted name left the container:\n{got}");
     assert!(
-        got.lines().filter(|l| l.starts_with("dns ")).all(|l| l.starts_with(&format!("dns udp-upstream 10.200.0.1 -> {HOST_LINK_V4}:53"))),
+        !got.contains("evil.test"),
+        "an unlisted name left the container:\n{got}"
+    );
+    assert!(
+        got.lines().filter(|l| l.starts_with("dns ")).all(|l| {
+            let upstream = format!("10.200.0.1 -> {HOST_LINK_V4}:53 ");
+            l.starts_with(&format!("dns udp-upstream {upstream}"))
+                || l.starts_with(&format!(
+                    "dns tcp ::ffff:{}",
+                    upstream.replace("-> ", "-> ::ffff:")
+                ))
+        }),
         "DNS reached a server other than the upstream, or not from the resolver:\n{got}"
     );
-    assert!(!got.contains(&format!("-> {CONTAINER_NAMESERVER}")), "{got}");
+    assert!(
+        !got.contains(&format!("-> {CONTAINER_NAMESERVER}")),
+        "{got}"
+    );
 
     // The refusal is on record, with the asker.
     let log = a.audit_log();
@@ -126,10 +157,18 @@ fn allow_list_resolves_only_listed_names() {
     let stats = purple_network_stats(&a);
     assert!(stats["dns_redirected"].as_u64().unwrap() >= 8, "{stats}");
     let rules = stats["rules"].as_array().unwrap();
-    let dns_rule = rules.iter().find(|r| r["rule"] == "DNS to a server other than Purple's resolver");
-    assert!(dns_rule.is_some_and(|r| r["hits"].as_u64().unwrap() >= 2), "{stats}");
+    let dns_rule = rules
+        .iter()
+        .find(|r| r["rule"] == "DNS to a server other than Purple's resolver");
     assert!(
-        rules.iter().any(|r| r["rule"].as_str().unwrap().ends_with("allowed domain *.allowed.test")),
+        dns_rule.is_some_and(|r| r["hits"].as_u64().unwrap() >= 2),
+        "{stats}"
+    );
+    assert!(
+        rules.iter().any(|r| r["rule"]
+            .as_str()
+            .unwrap()
+            .ends_with("allowed domain *.allowed.test")),
         "learned addresses count under their domain: {stats}"
     );
 
@@ -151,17 +190,24 @@ fn learned_addresses_expire_with_their_ttl() {
     let a = Agent::start(&net, Some(allow_list()));
     // Learned only by asking: not allowed before.
     assert_eperm(&a.probe(&["tcp", "10.98.0.1", "80"]));
-    assert_eq!(first_word(&a.probe(&["resolve", "api.allowed.test"])), "ok 10.98.0.1");
+    assert_eq!(
+        first_word(&a.probe(&["resolve", "api.allowed.test"])),
+        "ok 10.98.0.1"
+    );
     assert_ok(&a.probe(&["tcp", "10.98.0.1", "80"]));
     // TTL 2 s plus the grace, plus the supervisor's tick.
-    std::thread::sleep(Duration::from_secs(2) + purple_runtime::dns::GRACE + Duration::from_millis(1500));
+    std::thread::sleep(
+        Duration::from_secs(2) + purple_runtime::dns::GRACE + Duration::from_millis(1500),
+    );
     assert_eperm(&a.probe(&["tcp", "10.98.0.1", "80"]));
     // A name of the plan itself is re-resolved as its TTL runs out: still allowed.
     assert_ok(&a.probe(&["tcp", "10.99.0.1", "80"]));
     let refreshes = net
         .received()
         .lines()
-        .filter(|l| l.contains("udp-upstream") && l.ends_with("allowed.test 1") && !l.contains("api."))
+        .filter(|l| {
+            l.contains("udp-upstream") && l.ends_with("allowed.test 1") && !l.contains("api.")
+        })
         .count();
     assert!(refreshes >= 1, "{}", net.received());
     a.delete();
@@ -178,16 +224,26 @@ fn blocked_domains_and_wildcards_in_a_deny_list() {
     let a = Agent::start(&net, Some(plan));
     // blocked.test was resolved at create: its address is denied.
     assert_eperm(&a.probe(&["tcp", "10.99.1.1", "80"]));
-    assert!(a.probe(&["resolve", "blocked.test"]).starts_with("nxdomain"));
-    assert!(a.probe(&["resolve", "deep.api.allowed.test"]).starts_with("nxdomain"));
+    assert!(a
+        .probe(&["resolve", "blocked.test"])
+        .starts_with("nxdomain"));
+    assert!(a
+        .probe(&["resolve", "deep.api.allowed.test"])
+        .starts_with("nxdomain"));
     // Other names resolve (deny-list), and other addresses connect.
-    assert_eq!(first_word(&a.probe(&["resolve", "allowed.test"])), "ok 10.99.0.1");
+    assert_eq!(
+        first_word(&a.probe(&["resolve", "allowed.test"])),
+        "ok 10.99.0.1"
+    );
     assert_ok(&a.probe(&["tcp", "10.99.0.1", "80"]));
     let log = a.audit_log();
     assert!(
         log.iter().any(|r| r["kind"] == "dns.denied"
             && r["details"]["name"] == "deep.api.allowed.test"
-            && r["rule"].as_str().unwrap().ends_with("blocked domain *.allowed.test")),
+            && r["rule"]
+                .as_str()
+                .unwrap()
+                .ends_with("blocked domain *.allowed.test")),
         "{log:?}"
     );
     a.delete();
@@ -203,11 +259,18 @@ fn a_resolver_that_cannot_work_fails_create_closed() {
             "nothing.test",
         ),
         // No upstream: resolv.conf names only the container's own loopback.
-        (json!({"mode": "allow-list", "allowed_domains": ["allowed.test"]}), "dns_servers"),
+        (
+            json!({"mode": "allow-list", "allowed_domains": ["allowed.test"]}),
+            "dns_servers",
+        ),
     ] {
         let oci = Oci::new();
         let b = TestBundle::new(&["sleep", "10"]);
-        fs::write(b.path().join("rootfs/etc/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        fs::write(
+            b.path().join("rootfs/etc/resolv.conf"),
+            "nameserver 127.0.0.1\n",
+        )
+        .unwrap();
         let netns = net.client_path();
         b.edit(|c| {
             for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
@@ -223,6 +286,8 @@ fn a_resolver_that_cannot_work_fails_create_closed() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("resolver") && err.contains(expect), "{err}");
         assert_no_leftovers(&oci, &id);
-        assert!(!std::path::Path::new("/sys/fs/bpf/purple").join(&id).exists());
+        assert!(!std::path::Path::new("/sys/fs/bpf/purple")
+            .join(&id)
+            .exists());
     }
 }

@@ -321,6 +321,9 @@ static __always_inline int purple_sock_addr4(struct bpf_sock_addr *ctx, __u8 hoo
 	__u32 rule_id;
 	__u32 daddr[4] = { ctx->user_ip4 };
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	/* Read before any branch: the verifier refuses ctx loads through a
+	 * pointer the compiler offset and shared between paths. */
+	__u8 protocol = ctx->protocol;
 	int v;
 
 	if (purple_dns_redirect(ctx, port, 2, daddr))
@@ -329,9 +332,9 @@ static __always_inline int purple_sock_addr4(struct bpf_sock_addr *ctx, __u8 hoo
 		v = PURPLE_DENY;
 		rule_id = PURPLE_RULE_DNS;
 	} else {
-		v = purple_judge_v4(daddr[0], ctx->protocol, port, &rule_id);
+		v = purple_judge_v4(daddr[0], protocol, port, &rule_id);
 	}
-	purple_record(v, rule_id, hook, 2, ctx->protocol, port, daddr, 1);
+	purple_record(v, rule_id, hook, 2, protocol, port, daddr, 1);
 	return v == PURPLE_ALLOW;
 }
 
@@ -343,6 +346,7 @@ static __always_inline int purple_sock_addr6(struct bpf_sock_addr *ctx, __u8 hoo
 	int loopback = (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1)) ||
 		       (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff) &&
 			purple_is_loopback4(daddr[3]));
+	__u8 protocol = ctx->protocol; /* before any branch, as above */
 	int v;
 
 	if (purple_dns_redirect(ctx, port, 10, daddr))
@@ -351,9 +355,9 @@ static __always_inline int purple_sock_addr6(struct bpf_sock_addr *ctx, __u8 hoo
 		v = PURPLE_DENY;
 		rule_id = PURPLE_RULE_DNS;
 	} else {
-		v = purple_judge_v6(daddr, ctx->protocol, port, &rule_id);
+		v = purple_judge_v6(daddr, protocol, port, &rule_id);
 	}
-	purple_record(v, rule_id, hook, 10, ctx->protocol, port, daddr, 1);
+	purple_record(v, rule_id, hook, 10, protocol, port, daddr, 1);
 	return v == PURPLE_ALLOW;
 }
 
