@@ -115,11 +115,14 @@ fn resolv_conf_servers(pid: i32) -> Vec<IpAddr> {
         .collect()
 }
 
+/// What resolving one name gave: addresses with their TTLs, or why not.
+type Resolution = Result<Vec<(IpAddr, u32)>, DnsError>;
+
 /// One resolution of the plan's exact names.
 fn resolve_exact(
     upstreams: &Upstreams,
     rules: &[DomainRule],
-) -> Result<Vec<(DomainRule, Result<Vec<(IpAddr, u32)>, DnsError>)>, DnsError> {
+) -> Result<Vec<(DomainRule, Resolution)>, DnsError> {
     let resolved: Vec<_> = rules
         .iter()
         .filter(|r| !r.is_wildcard())
@@ -151,7 +154,7 @@ fn resolve_exact(
 fn learn_resolved(
     learned: &mut Learned,
     rule: &DomainRule,
-    got: &Result<Vec<(IpAddr, u32)>, DnsError>,
+    got: &Resolution,
     now: SystemTime,
 ) -> Result<SystemTime, DnsError> {
     match got {
@@ -176,7 +179,7 @@ pub struct Prepared {
     netns: OwnedFd,
     udp: UdpSocket,
     tcp: TcpListener,
-    resolved: Vec<(DomainRule, Result<Vec<(IpAddr, u32)>, DnsError>)>,
+    resolved: Vec<(DomainRule, Resolution)>,
 }
 
 impl Prepared {
