@@ -8,6 +8,8 @@
  *   netprobe udp-connected ADDR PORT
  *   netprobe icmp ADDR            raw ICMP echo (needs CAP_NET_RAW)
  *   netprobe burst ADDR PORT N    N connect(2) calls, prints how many failed with EPERM
+ *   netprobe tcp-hold ADDR PORT S connect to an echo server, exchange a line, wait S
+ *                                 seconds, exchange another on the same connection
  *   netprobe resolve NAME         an A query to resolv.conf's first nameserver the way
  *                                 libc resolvers ask (unconnected UDP, the reply's source
  *                                 must be that server): "ok ADDR... ms", "nxdomain ms"
@@ -101,6 +103,29 @@ static int tcp(const char *host, int port)
 		return fail(errno);
 	buf[strcspn(buf, "\n")] = 0;
 	printf("ok %s %ld\n", buf, ms());
+	return 0;
+}
+
+static int tcp_hold(const char *host, int port, int seconds)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr(host, port, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	struct timeval tv = { .tv_sec = 3 };
+	char buf[8];
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0)
+		return fail(errno);
+	for (int round = 0; round < 2; round++) {
+		if (round)
+			sleep(seconds);
+		if (write(fd, "x\n", 2) != 2)
+			return fail(errno);
+		if (read(fd, buf, sizeof(buf)) <= 0)
+			return errno ? fail(errno) : (printf("err EOF %ld\n", ms()), 1);
+	}
+	printf("ok held %ld\n", ms());
 	return 0;
 }
 
@@ -412,6 +437,8 @@ int main(int argc, char **argv)
 		return icmp(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "burst"))
 		return burst(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 5 && !strcmp(argv[1], "tcp-hold"))
+		return tcp_hold(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 3 && !strcmp(argv[1], "resolve"))
 		return resolve(argv[2]);
 	if (argc == 6 && !strcmp(argv[1], "dns"))
@@ -421,7 +448,7 @@ int main(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n"
-			"       netprobe resolve NAME | dns udp|tcp SERVER PORT NAME\n"
+			"       netprobe tcp-hold ADDR PORT S | resolve NAME | dns udp|tcp SERVER PORT NAME\n"
 			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT\n");
 	return 2;
 }

@@ -1,6 +1,6 @@
 """A test host for Purple's network tests, run inside a network namespace of
 the test's own. Serves TCP (a line naming the address reached) on the given
-ports, and on port 53 of every address a tiny authoritative DNS server for
+ports, TCP echo on port 7, and on port 53 of every address a tiny authoritative DNS server for
 the zone below (UDP and TCP; a UDP datagram that is not a DNS query is echoed
 with "pong"), on IPv4 and IPv6. Every connection, datagram or query it
 receives is appended to LOG, so tests can prove that nothing arrived.
@@ -54,6 +54,23 @@ def serve_tcp(port):
         record("tcp", peer, local)
         c.sendall(f"{local[0]}:{local[1]}\n".encode())
         c.close()
+
+
+def serve_echo():
+    """TCP echo on port 7: a connection that stays up as long as the client wants."""
+    s = dual(socket.SOCK_STREAM)
+    s.bind(("::", 7))
+    s.listen(16)
+    while True:
+        c, peer = s.accept()
+        record("tcp", peer, c.getsockname())
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+
+
+def echo(c):
+    with c:
+        while data := c.recv(512):
+            c.sendall(data)
 
 
 def question(msg):
@@ -135,5 +152,6 @@ up_udp.bind((upstream_addr, 53))
 threading.Thread(target=serve_udp, args=(any_udp, "udp", ("?", 53)), daemon=True).start()
 threading.Thread(target=serve_udp, args=(up_udp, "udp-upstream", (upstream_addr, 53)), daemon=True).start()
 threading.Thread(target=serve_dns_tcp, daemon=True).start()
+threading.Thread(target=serve_echo, daemon=True).start()
 open(log_path + ".ready", "w").close()
 threading.Event().wait()

@@ -196,10 +196,19 @@ fn learned_addresses_expire_with_their_ttl() {
     );
     assert_ok(&a.probe(&["tcp", "10.98.0.1", "80"]));
     // TTL 2 s plus the grace, plus the supervisor's tick.
-    std::thread::sleep(
-        Duration::from_secs(2) + purple_runtime::dns::GRACE + Duration::from_millis(1500),
+    let expired = Duration::from_secs(2) + purple_runtime::dns::GRACE + Duration::from_millis(1500);
+    // A connection made while the address was allowed outlives the expiry.
+    let held = std::thread::scope(|s| {
+        let (hold, agent) = ((expired.as_secs() + 2).to_string(), &a);
+        let held = s.spawn(move || agent.probe(&["tcp-hold", "10.98.0.1", "7", &hold]));
+        std::thread::sleep(expired);
+        assert_eperm(&a.probe(&["tcp", "10.98.0.1", "80"]));
+        held.join().unwrap()
+    });
+    assert!(
+        held.starts_with("ok held"),
+        "established connection cut: {held}"
     );
-    assert_eperm(&a.probe(&["tcp", "10.98.0.1", "80"]));
     // A name of the plan itself is re-resolved as its TTL runs out: still allowed.
     assert_ok(&a.probe(&["tcp", "10.99.0.1", "80"]));
     let refreshes = net
