@@ -20,6 +20,9 @@
  *   netprobe connect-rate ADDR PORT N   N x (socket, connect, close with RST), prints
  *                                       "connects N failed F seconds S rate R/s"; exit 0 if F == 0
  *   netprobe serve ADDR PORT            accept(2) and close forever (the connect-rate peer)
+ *   netprobe dns-rate SERVER NAME N     N A queries in a row over UDP to SERVER:53, each
+ *                                       waiting for its answer; prints "queries N failed F
+ *                                       seconds S mean_us M"; exit 0 if F == 0
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -351,6 +354,30 @@ static int dns(const char *transport, const char *server, int port, const char *
 	}
 }
 
+static double now_s(void);
+
+static int dns_rate(const char *server, const char *name, int count)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr(server, 53, &ss);
+	unsigned char q[320], m[1500];
+	int qlen = dns_query(q, name), failed = 0;
+	int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+	double start = now_s(), secs;
+
+	if (qlen < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0)
+		return fail(errno);
+	for (int i = 0; i < count; i++) {
+		if (send(fd, q, qlen, 0) != qlen || wait_fd(fd, POLLIN, 3000) <= 0 ||
+		    recv(fd, m, sizeof(m), 0) < 12)
+			failed++;
+	}
+	secs = now_s() - start;
+	printf("queries %d failed %d seconds %.6f mean_us %.1f\n", count, failed, secs,
+	       secs * 1e6 / count);
+	return failed ? 1 : 0;
+}
+
 /* The first nameserver of /etc/resolv.conf. */
 static int resolve(const char *name)
 {
@@ -443,12 +470,14 @@ int main(int argc, char **argv)
 		return resolve(argv[2]);
 	if (argc == 6 && !strcmp(argv[1], "dns"))
 		return dns(argv[2], argv[3], atoi(argv[4]), argv[5], 0);
+	if (argc == 5 && !strcmp(argv[1], "dns-rate"))
+		return dns_rate(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[1], "connect-rate"))
 		return connect_rate(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n"
 			"       netprobe tcp-hold ADDR PORT S | resolve NAME | dns udp|tcp SERVER PORT NAME\n"
-			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT\n");
+			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT | dns-rate SERVER NAME N\n");
 	return 2;
 }
