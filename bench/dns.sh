@@ -25,16 +25,7 @@ srv=10.202.0.2
 cns=${TAG}c sns=${TAG}s
 cc -static -O2 -o "$WORK/netprobe" "$BENCH/../integration/probe/netprobe.c"
 
-ip netns add "$cns"; on_exit ip netns del "$cns"
-ip netns add "$sns"; on_exit ip netns del "$sns"
-on_exit 'for p in $(ip netns pids '"$sns"'; ip netns pids '"$cns"'); do kill -9 $p; done'
-ip link add "${TAG}v0" netns "$cns" type veth peer name "${TAG}v1" netns "$sns"
-ip -n "$cns" link set lo up
-ip -n "$cns" addr add 10.202.0.1/24 dev "${TAG}v0"
-ip -n "$cns" link set "${TAG}v0" up
-ip -n "$sns" link set lo up
-ip -n "$sns" addr add $srv/24 dev "${TAG}v1"
-ip -n "$sns" link set "${TAG}v1" up
+veth_pair "$cns" "$sns" 10.202.0
 
 ip netns exec "$sns" python3 "$REPO/integration/probe/testhost.py" "$WORK/host.log" $srv 80 > /dev/null 2>&1 &
 for _ in $(seq 200); do [ -e "$WORK/host.log.ready" ] && break; sleep 0.05; done
@@ -57,7 +48,6 @@ start() {
 start direct
 start proxy "$WORK/plan.json"
 
-median() { tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 labels=("direct to the server (no plan)" "Purple's resolver, allowed name (forwarded, learned)" "Purple's resolver, refused name (NXDOMAIN, audited)")
 ids=(direct proxy proxy) names=(allowed.test allowed.test evil.test)
 declare -A us

@@ -26,16 +26,7 @@ srv=10.201.0.2 port=9000
 cns=${TAG}c sns=${TAG}s
 cc -static -O2 -o "$WORK/netprobe" "$BENCH/../integration/probe/netprobe.c"
 
-ip netns add "$cns"; on_exit ip netns del "$cns"
-ip netns add "$sns"; on_exit ip netns del "$sns"
-on_exit 'for p in $(ip netns pids '"$sns"'; ip netns pids '"$cns"'); do kill -9 $p; done'
-ip link add "${TAG}v0" netns "$cns" type veth peer name "${TAG}v1" netns "$sns"
-ip -n "$cns" link set lo up
-ip -n "$cns" addr add 10.201.0.1/24 dev "${TAG}v0"
-ip -n "$cns" link set "${TAG}v0" up
-ip -n "$sns" link set lo up
-ip -n "$sns" addr add $srv/24 dev "${TAG}v1"
-ip -n "$sns" link set "${TAG}v1" up
+veth_pair "$cns" "$sns" 10.201.0
 
 ip netns exec "$sns" "$WORK/netprobe" serve $srv $port > "$WORK/serve.log" 2>&1 &
 ip netns exec "$sns" iperf3 -s -B $srv -p 5201 > "$WORK/iperf3-server.log" 2>&1 &
@@ -57,8 +48,6 @@ mkbundle() {
   py config "$b/config.json" --netns "/var/run/netns/$cns" ${2:+--plan "$2"}
   echo "$b"
 }
-
-median() { tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # All containers first, then the repetitions round-robin over the cases, so
 # that drift in the machine's load hits every case alike.

@@ -63,6 +63,26 @@ plot_python() {
 }
 
 # bundle DIR CMD...: a busybox bundle (quietly).
+# veth_pair CLIENT_NS SERVER_NS NET: two network namespaces joined by veth,
+# the client NET.1/24 and the server NET.2/24, loopback up in both; removed at
+# exit with every process in them. Nothing is routed in the host's namespace.
+veth_pair() {
+  local c=$1 s=$2 net=$3
+  ip netns add "$c"; on_exit ip netns del "$c"
+  ip netns add "$s"; on_exit ip netns del "$s"
+  on_exit 'for p in $(ip netns pids '"$s"'; ip netns pids '"$c"'); do kill -9 $p; done'
+  ip link add "${TAG}v0" netns "$c" type veth peer name "${TAG}v1" netns "$s"
+  ip -n "$c" link set lo up
+  ip -n "$c" addr add "$net.1/24" dev "${TAG}v0"
+  ip -n "$c" link set "${TAG}v0" up
+  ip -n "$s" link set lo up
+  ip -n "$s" addr add "$net.2/24" dev "${TAG}v1"
+  ip -n "$s" link set "${TAG}v1" up
+}
+
+# The median of numbers on stdin (space or newline separated).
+median() { tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 bundle() { "$REPO/bundles/make-busybox-bundle.sh" "$@" >/dev/null; }
 
 # Forcibly removes every container whose ID starts with PREFIX from ROOT.

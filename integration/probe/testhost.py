@@ -44,31 +44,31 @@ def dual(kind):
     return s
 
 
-def serve_tcp(port):
+def listen(port):
     s = dual(socket.SOCK_STREAM)
     s.bind(("::", port))
     s.listen(128)
+    return s
+
+
+def accept(s, handle):
+    """Calls handle(conn, peer, local) for every connection to listener s."""
     while True:
         c, peer = s.accept()
-        local = c.getsockname()
+        threading.Thread(target=handle, args=(c, peer, c.getsockname()), daemon=True).start()
+
+
+def line(c, peer, local):
+    """A line naming the address reached, then close."""
+    with c:
         record("tcp", peer, local)
         c.sendall(f"{local[0]}:{local[1]}\n".encode())
-        c.close()
 
 
-def serve_echo():
-    """TCP echo on port 7: a connection that stays up as long as the client wants."""
-    s = dual(socket.SOCK_STREAM)
-    s.bind(("::", 7))
-    s.listen(16)
-    while True:
-        c, peer = s.accept()
-        record("tcp", peer, c.getsockname())
-        threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-
-def echo(c):
+def echo(c, peer, local):
+    """Echo: a connection that stays up as long as the client wants."""
     with c:
+        record("tcp", peer, local)
         while data := c.recv(512):
             c.sendall(data)
 
@@ -121,13 +121,8 @@ def serve_udp(s, kind, local):
         s.sendto(answer(data, q), peer)
 
 
-def serve_dns_tcp():
-    s = dual(socket.SOCK_STREAM)
-    s.bind(("::", 53))
-    s.listen(16)
-    while True:
-        c, peer = s.accept()
-        local = c.getsockname()
+def dns_tcp(c, peer, local):
+    with c:
         c.settimeout(3)
         try:
             n = struct.unpack("!H", c.recv(2, socket.MSG_WAITALL))[0]
@@ -139,11 +134,10 @@ def serve_dns_tcp():
                 c.sendall(struct.pack("!H", len(reply)) + reply)
         except (OSError, struct.error):
             pass
-        c.close()
 
 
 for p in tcp_ports:
-    threading.Thread(target=serve_tcp, args=(p,), daemon=True).start()
+    threading.Thread(target=accept, args=(listen(p), line), daemon=True).start()
 any_udp = dual(socket.SOCK_DGRAM)
 any_udp.bind(("::", 53))
 up_udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -151,7 +145,7 @@ up_udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 up_udp.bind((upstream_addr, 53))
 threading.Thread(target=serve_udp, args=(any_udp, "udp", ("?", 53)), daemon=True).start()
 threading.Thread(target=serve_udp, args=(up_udp, "udp-upstream", (upstream_addr, 53)), daemon=True).start()
-threading.Thread(target=serve_dns_tcp, daemon=True).start()
-threading.Thread(target=serve_echo, daemon=True).start()
+threading.Thread(target=accept, args=(listen(53), dns_tcp), daemon=True).start()
+threading.Thread(target=accept, args=(listen(7), echo), daemon=True).start()
 open(log_path + ".ready", "w").close()
 threading.Event().wait()

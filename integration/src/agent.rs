@@ -21,36 +21,39 @@ pub struct Agent {
     _bundle: TestBundle,
 }
 
+/// A bundle for an agent in `net`'s client namespace: netprobe in /bin,
+/// `resolv_conf` as /etc/resolv.conf, CAP_NET_RAW (for the ICMP attack), and
+/// `plan` (if any) as its `io.purple.network` annotation.
+pub fn agent_bundle(net: &TestNet, plan: Option<Value>, resolv_conf: &str) -> TestBundle {
+    let b = TestBundle::new(&["sleep", "1000"]);
+    fs::copy(netprobe(), b.path().join("rootfs/bin/netprobe")).unwrap();
+    fs::write(b.path().join("rootfs/etc/resolv.conf"), resolv_conf).unwrap();
+    let netns = net.client_path();
+    b.edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(netns);
+            }
+        }
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_NET_RAW"));
+        }
+        if let Some(plan) = plan {
+            c["annotations"] = json!({ "io.purple.network": plan.to_string() });
+        }
+    });
+    b
+}
+
 impl Agent {
     pub fn start(net: &TestNet, plan: Option<Value>) -> Self {
         let oci = Oci::new();
-        let b = TestBundle::new(&["sleep", "1000"]);
-        fs::copy(netprobe(), b.path().join("rootfs/bin/netprobe")).unwrap();
         // The container's nameserver is a test address that is not the
         // upstream resolver: an answer there proves Purple's resolver gave it.
-        fs::write(
-            b.path().join("rootfs/etc/resolv.conf"),
-            format!("nameserver {CONTAINER_NAMESERVER}\n"),
-        )
-        .unwrap();
-        let netns = net.client_path();
-        b.edit(|c| {
-            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
-                if ns["type"] == "network" {
-                    ns["path"] = json!(netns);
-                }
-            }
-            // Raw sockets for the ICMP attack.
-            for set in ["bounding", "effective", "permitted"] {
-                c["process"]["capabilities"][set]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(json!("CAP_NET_RAW"));
-            }
-            if let Some(plan) = plan {
-                c["annotations"] = json!({ "io.purple.network": plan.to_string() });
-            }
-        });
+        let b = agent_bundle(net, plan, &format!("nameserver {CONTAINER_NAMESERVER}\n"));
         let id = unique_id("net");
         oci.create(&id, &b, &[]);
         oci.ok(&["start", &id]);

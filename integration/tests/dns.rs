@@ -10,7 +10,9 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use purple_integration::agent::{assert_eperm, assert_ok, Agent, CONTAINER_NAMESERVER};
+use purple_integration::agent::{
+    agent_bundle, assert_eperm, assert_ok, Agent, CONTAINER_NAMESERVER,
+};
 use purple_integration::netns::{TestNet, HOST_LINK_V4};
 use purple_integration::*;
 use serde_json::{json, Value};
@@ -274,21 +276,7 @@ fn a_resolver_that_cannot_work_fails_create_closed() {
         ),
     ] {
         let oci = Oci::new();
-        let b = TestBundle::new(&["sleep", "10"]);
-        fs::write(
-            b.path().join("rootfs/etc/resolv.conf"),
-            "nameserver 127.0.0.1\n",
-        )
-        .unwrap();
-        let netns = net.client_path();
-        b.edit(|c| {
-            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
-                if ns["type"] == "network" {
-                    ns["path"] = json!(netns);
-                }
-            }
-            c["annotations"] = json!({ "io.purple.network": plan.to_string() });
-        });
+        let b = agent_bundle(&net, Some(plan.clone()), "nameserver 127.0.0.1\n");
         let id = unique_id("dnsfail");
         let out = oci.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
         assert!(!out.status.success(), "create succeeded with {plan}");
