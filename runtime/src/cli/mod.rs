@@ -8,11 +8,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod network;
 mod policy;
 mod profiles;
 mod run;
 mod translate;
-mod network;
 
 /// Purple: run untrusted AI agents under a policy the kernel enforces.
 #[derive(Parser, Debug)]
