@@ -275,8 +275,17 @@ pub fn serve(
     audit: AuditTarget<'_>,
 ) -> Result<(), DnsError> {
     let cfg = DnsConfig::load(config)?;
-    // SAFETY: the supervisor was started with these descriptors open at
-    // these numbers (supervisor::spawn), and nothing else owns them.
+    for fd in cfg.fds {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(DnsError::Config {
+                path: config.to_owned(),
+                reason: format!("descriptor {fd} was not inherited"),
+            });
+        }
+    }
+    // SAFETY: open (checked above), placed at these numbers by
+    // supervisor::spawn for this purpose, and owned by nothing else.
     let [netns, udp, tcp] = cfg.fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let mut learned = Learned::new(
         purple_ebpf::LearnedHosts::open(pins)?,

@@ -96,7 +96,8 @@ impl Proxy {
             return None;
         }
         let question = match (msg.header.opcode(), msg.questions.as_slice()) {
-            (0, [q]) => q,
+            (0, [q]) if q.qclass == wire::CLASS_IN => q,
+            (0, [_]) => return Some(wire::error_reply(&msg, wire::RCODE_NOTIMP)),
             (0, _) => return Some(wire::error_reply(&msg, wire::RCODE_FORMERR)),
             _ => return Some(wire::error_reply(&msg, wire::RCODE_NOTIMP)),
         };
@@ -105,20 +106,17 @@ impl Proxy {
                 self.record_denied(&msg, rule, tcp, peer);
                 Some(wire::error_reply(&msg, wire::RCODE_NXDOMAIN))
             }
-            Decision::Forward(rule) => Some(self.forward(query, &msg, rule, tcp)),
+            Decision::Forward(rule) => Some(self.forward(&msg, rule, tcp)),
         }
     }
 
-    fn forward(
-        &self,
-        query: &[u8],
-        msg: &Message,
-        rule: Option<&DomainRule>,
-        tcp: bool,
-    ) -> Vec<u8> {
+    fn forward(&self, msg: &Message, rule: Option<&DomainRule>, tcp: bool) -> Vec<u8> {
         let servfail = || wire::error_reply(msg, wire::RCODE_SERVFAIL);
-        let answer = match self.upstreams.exchange(query, tcp) {
-            Ok(a) => a,
+        let answer = match self.upstreams.exchange(&msg.questions[0], tcp) {
+            Ok(mut a) => {
+                wire::set_id(&mut a, msg.header.id);
+                a
+            }
             Err(e) => {
                 tracing::warn!("forwarding {:?}: {e}", msg.questions[0].name);
                 return servfail();

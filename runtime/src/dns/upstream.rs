@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::wire::{self, Message, TYPE_A, TYPE_AAAA};
+use super::wire::{self, Message, Question, CLASS_IN, TYPE_A, TYPE_AAAA};
 use super::DnsError;
 
 /// How long one upstream gets to answer before the next is asked.
@@ -118,28 +118,23 @@ pub fn read_framed(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 impl Upstreams {
-    /// Sends `query` (any id) to each upstream in turn until one answers;
-    /// returns the answer with the query's id. A fresh random id goes on the
-    /// wire, so an answer cannot be forged by guessing the client's.
-    pub fn exchange(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, DnsError> {
-        let mut parsed = wire::parse(query)?;
-        let client_id = parsed.header.id;
-        let id = random_id()?;
-        let mut out = query.to_vec();
-        wire::set_id(&mut out, id);
-        parsed.header.id = id;
+    /// Asks each upstream in turn for `question` until one answers; returns
+    /// the answer (its id is the query's, random: set the client's on it).
+    /// Only the question leaves: a query built here, not the container's
+    /// bytes, so nothing the container adds (EDNS options, extra records)
+    /// reaches the upstream.
+    pub fn exchange(&self, question: &Question, tcp: bool) -> Result<Vec<u8>, DnsError> {
+        let query = wire::query(random_id()?, &question.name, question.qtype);
+        let parsed = wire::parse(&query)?;
         let mut last = DnsError::NoUpstream;
         for &server in &self.0 {
             let sent = if tcp {
-                tcp_once(server, &out, &parsed)
+                tcp_once(server, &query, &parsed)
             } else {
-                udp_once(server, &out, &parsed)
+                udp_once(server, &query, &parsed)
             };
             match sent {
-                Ok(mut answer) => {
-                    wire::set_id(&mut answer, client_id);
-                    return Ok(answer);
-                }
+                Ok(answer) => return Ok(answer),
                 Err(e) => last = e,
             }
         }
@@ -151,7 +146,11 @@ impl Upstreams {
     pub fn resolve(&self, name: &str) -> Result<Vec<(IpAddr, u32)>, DnsError> {
         let mut out = Vec::new();
         for qtype in [TYPE_A, TYPE_AAAA] {
-            let q = wire::query(0, name, qtype);
+            let q = Question {
+                name: name.to_owned(),
+                qtype,
+                qclass: CLASS_IN,
+            };
             let mut answer = self.exchange(&q, false)?;
             if wire::parse(&answer)?.header.truncated() {
                 answer = self.exchange(&q, true)?;
