@@ -30,6 +30,8 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("alerts: {reason}")]
+    Alerts { reason: String },
     #[error("audit log {path}, line {line}: {reason}")]
     Broken {
         path: PathBuf,
@@ -131,10 +133,11 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends records for `entries`, chained to whatever the log ends with.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
+    /// Appends records for `entries`, chained to whatever the log ends with;
+    /// returns them as written.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<Vec<Record>, AuditError> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let path = self.path.clone();
         let io = |source| AuditError::Io { path, source };
@@ -148,9 +151,10 @@ impl AuditLog {
         result.map_err(io)
     }
 
-    fn append_locked(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+    fn append_locked(&mut self, entries: &[Entry]) -> std::io::Result<Vec<Record>> {
         let (mut seq, mut prev) = last_link(&mut self.file)?;
         let mut out = Vec::new();
+        let mut written = Vec::with_capacity(entries.len());
         for e in entries {
             seq += 1;
             let rec = Record {
@@ -170,9 +174,11 @@ impl AuditLog {
             prev = hash(&line);
             out.extend_from_slice(&line);
             out.push(b'\n');
+            written.push(rec);
         }
         self.file.write_all(&out)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        Ok(written)
     }
 }
 
