@@ -411,3 +411,104 @@ fn custom_log_path_is_used_and_bad_ones_are_refused() {
         assert!(!Path::new(&path).exists() || !path.starts_with('/'));
     }
 }
+
+/// `purple --root R ARGS` (the people's command, next to purple-oci).
+fn purple(oci: &Oci, args: &[&str]) -> std::process::Output {
+    let bin = purple_oci().with_file_name("purple");
+    std::process::Command::new(&bin)
+        .arg("--root")
+        .arg(oci.root.path())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+}
+
+fn stdout_ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn purple_audit_shows_filters_follows_summarises_and_verifies() {
+    let (oci, id, b) = start_with(
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/a; mkdir /tmp/b; echo done; sleep 1000",
+        ],
+        |_| {},
+    );
+    let follower = std::process::Command::new(purple_oci().with_file_name("purple"))
+        .args([
+            "--root",
+            oci.root.path().to_str().unwrap(),
+            "audit",
+            &id,
+            "--follow",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !read(b.path().join("stdout")).contains("done") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    let table = stdout_ok(purple(&oci, &["audit", &id]));
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("  SEQ  TIME"), "{table}");
+    assert_eq!(table.matches("syscall.denied").count(), 2, "{table}");
+    assert!(table.contains("seccomp #1 SCMP_ACT_ERRNO"));
+    assert!(table.contains("action=errno"));
+
+    let json = stdout_ok(purple(&oci, &["audit", &id, "--json", "--kind", "syscall"]));
+    let recs: Vec<audit::Record> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r.kind == "syscall.denied"));
+    let none = stdout_ok(purple(
+        &oci,
+        &["audit", &id, "--json", "--since", "2999-01-01T00:00:00Z"],
+    ));
+    assert_eq!(none, "");
+    let bad = purple(&oci, &["audit", &id, "--since", "yesterday-ish"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+
+    let summary = stdout_ok(purple(&oci, &["audit", "summary", &id]));
+    assert!(summary.contains("2 violations"), "{summary}");
+    assert!(summary.contains("syscall.denied"), "{summary}");
+    let s: serde_json::Value = serde_json::from_str(&stdout_ok(purple(
+        &oci,
+        &["audit", "summary", &id, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(s["rules"]["syscall.denied"]["seccomp #1 SCMP_ACT_ERRNO"], 2);
+
+    oci.ok(&["delete", "--force", &id]);
+    // --follow ends by itself once the container is deleted.
+    let followed = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8(followed.stdout).unwrap();
+    assert!(
+        followed.lines().last().unwrap().contains("\"deleted\""),
+        "{followed}"
+    );
+    assert_eq!(followed.matches("syscall.denied").count(), 2);
+
+    // The record is gone after delete: the ID falls back to the default path.
+    let log = audit::default_path(&id);
+    assert!(stdout_ok(purple(&oci, &["audit", "verify", &id])).contains("hash chain intact"));
+    let text = fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.swap(1, 2);
+    fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let v = purple(&oci, &["audit", "verify", "--path", log.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&v.stderr).contains("does not verify"));
+    let _ = fs::remove_file(&log);
+}

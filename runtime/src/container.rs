@@ -271,6 +271,15 @@ impl Runtime {
             .unwrap_or_else(|| c.bundle().clone())
     }
 
+    /// The audit log of `id`: the one its record names while it exists,
+    /// else the default path (a policy's own `log_path` is only known while
+    /// the container exists).
+    pub fn audit_log(&self, id: &ContainerId) -> PathBuf {
+        self.record(id)
+            .and_then(|r| r.audit_log)
+            .unwrap_or_else(|| audit::default_path(id.as_str()))
+    }
+
     /// Whether anything of `id` exists under the root.
     pub fn exists(&self, id: &ContainerId) -> bool {
         self.state_dir(id).exists() || self.purple_dir(id).exists()
