@@ -280,6 +280,15 @@ impl Runtime {
             .unwrap_or_else(|| audit::default_path(id.as_str()))
     }
 
+    /// Waits (up to 2 s) for the supervisor of `id` to write its last records
+    /// and exit; a foreground `run` calls it while init is still an unreaped
+    /// zombie, so that `exited` carries init's exit status.
+    pub fn await_supervisor(&self, id: &ContainerId) {
+        if let Some(pid) = self.record(id).and_then(|r| r.supervisor_pid) {
+            supervisor::wait_exit(pid, id.as_str(), Duration::from_secs(2));
+        }
+    }
+
     /// Whether anything of `id` exists under the root.
     pub fn exists(&self, id: &ContainerId) -> bool {
         self.state_dir(id).exists() || self.purple_dir(id).exists()
@@ -463,6 +472,7 @@ impl Runtime {
                 seccomp_profile: notifier.as_ref().map(|_| pdir.join(SECCOMP_PROFILE)),
                 seccomp_fds: (3..).take(fds.len()).collect(),
                 session: Some(session),
+                init_pid: Some(pid.as_raw()),
                 alerts: Some(audit_plan.alerts),
             };
             let spid = supervisor::spawn(&self.root, &args, &fds)

@@ -58,6 +58,9 @@ pub struct SupervisorArgs {
     /// Session budgets (`io.purple.session` JSON).
     #[arg(long, value_parser = json_arg::<SessionPlan>)]
     pub session: Option<SessionPlan>,
+    /// The container's init process (host pid), whose exit status `exited` reports.
+    #[arg(long)]
+    pub init_pid: Option<i32>,
     /// Alert targets (the `alerts` of `io.purple.audit`, JSON).
     #[arg(long, value_parser = json_arg::<Alerts>)]
     pub alerts: Option<Alerts>,
@@ -192,6 +195,9 @@ pub fn spawn(root: &Path, args: &SupervisorArgs, fds: &[RawFd]) -> std::io::Resu
     if let Some(s) = &args.session {
         cmd.arg("--session")
             .arg(serde_json::to_string(s).expect("plans serialise"));
+    }
+    if let Some(pid) = args.init_pid {
+        cmd.arg("--init-pid").arg(pid.to_string());
     }
     if let Some(a) = &args.alerts {
         cmd.arg("--alerts")
@@ -364,6 +370,39 @@ impl Session {
     }
 }
 
+/// The exit status of process `pid` while it is a zombie (field 52 of
+/// /proc/PID/stat, a wait status): `{"code": N}` or `{"signal": "SIGKILL"}`.
+fn zombie_status(pid: i32) -> Option<serde_json::Value> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let mut fields = after.split_whitespace();
+    if fields.next()? != "Z" {
+        return None;
+    }
+    // Fields from 3 (state) on; exit_code is field 52.
+    let status: i32 = fields.nth(52 - 4)?.parse().ok()?;
+    Some(status_json(status))
+}
+
+/// A wait status as the `exited` record says it.
+pub fn status_json(status: i32) -> serde_json::Value {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        json!({ "code": (status >> 8) & 0xff })
+    } else {
+        let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.to_string());
+        json!({ "signal": name })
+    }
+}
+
+/// A pidfd of `pid`: readable once it exits.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes no pointers; a valid fd is ours to own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// The supervisor's loop; returns when the container is gone or on SIGTERM.
 pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
     let mut log = AuditLog::open(&args.log, &args.id, args.policy.as_deref())?;
@@ -392,6 +431,8 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         terminated: None,
         killed: false,
     };
+    let mut init = args.init_pid.and_then(|pid| Some((pid, pidfd(pid)?)));
+    let mut exit_status = None;
     let mask = handled_signals();
     let sigfd = mask
         .thread_block()
@@ -414,6 +455,9 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             if let Some(s) = &sigfd {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
+            if let Some((_, fd)) = &init {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
             let raw: Vec<_> = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
             // SAFETY: the notifier owns these fds for the whole loop iteration.
             let borrowed: Vec<_> = raw
@@ -433,6 +477,14 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
                 session.started.get_or_insert_with(Instant::now);
             } else {
                 stop = true;
+            }
+        }
+        // Read the status while init is a zombie, before its parent reaps it.
+        if let Some((pid, fd)) = &init {
+            let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut p, PollTimeout::ZERO).unwrap_or(0) > 0 {
+                exit_status = zombie_status(*pid);
+                init = None;
             }
         }
         let mut batch = Vec::new();
@@ -456,10 +508,9 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         let gone = args.cgroup2.as_ref().is_none_or(|d| !populated(d));
         if stop || gone {
             if gone {
-                write(
-                    &mut log,
-                    &[Entry::new("lifecycle", json!({"event": "exited"}))],
-                )?;
+                let mut details = exit_status.take().unwrap_or_else(|| json!({}));
+                details["event"] = json!("exited");
+                write(&mut log, &[Entry::new("lifecycle", details)])?;
             }
             return Ok(());
         }
@@ -485,21 +536,29 @@ pub fn started(pid: u32, id: &str) {
 /// Stops the supervisor `pid` of container `id` (if it is still that
 /// process) and waits for it, so its last records are on disk.
 pub fn stop(pid: u32, id: &str) {
-    let ours = |pid: u32| is_ours(pid, id);
-    if !ours(pid) {
+    if !is_ours(pid, id) {
         return;
     }
     // SAFETY: kill(2) on a pid whose cmdline we just checked.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while ours(pid) && !is_zombie(pid) {
+    if !wait_exit(pid, id, Duration::from_secs(2)) {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// Waits up to `timeout` for the supervisor `pid` of `id` to exit by itself
+/// (it does once the container's cgroup is empty and its records written);
+/// false if it is still running.
+pub fn wait_exit(pid: u32, id: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_ours(pid, id) && !is_zombie(pid) {
         if Instant::now() > deadline {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            break;
+            return false;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    true
 }
 
 fn is_zombie(pid: u32) -> bool {
