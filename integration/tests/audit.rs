@@ -512,3 +512,28 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
     assert!(String::from_utf8_lossy(&v.stderr).contains("does not verify"));
     let _ = fs::remove_file(&log);
 }
+
+#[test]
+fn foreground_run_records_the_exit_code() {
+    let oci = Oci::new();
+    let b = TestBundle::new(&["sh", "-c", "exit 7"]);
+    let id = unique_id("exit");
+    let out = oci
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_no_leftovers(&oci, &id);
+    let log = audit::default_path(&id);
+    let exited = audit::verify(&log)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.details["event"] == "exited")
+        .expect("an exited record");
+    assert_eq!(exited.details["code"], 7);
+    let _ = fs::remove_file(&log);
+}
