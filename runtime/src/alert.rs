@@ -92,9 +92,12 @@ pub fn check(alerts: &Alerts) -> Result<(), String> {
     targets(alerts).map(drop)
 }
 
+/// One target's queue of serialised records and its count of dropped ones.
+type Queue = (SyncSender<Arc<Vec<u8>>>, Arc<AtomicU64>);
+
 /// Sends records to every configured target in the background.
 pub struct Alerter {
-    queues: Vec<(SyncSender<Arc<Vec<u8>>>, Arc<AtomicU64>)>,
+    queues: Vec<Queue>,
 }
 
 impl Alerter {

@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn argument_conditions_pick_the_rule() {
-        let cond = |index, value, op| {
+        let cond = |index: usize, value: u64, op| {
             LinuxSeccompArgBuilder::default()
                 .index(index)
                 .value(value)
@@ -523,8 +523,13 @@ mod tests {
             p.decide("kill", &[1, 15, 0, 0, 0, 0]).0,
             Verdict::Errno(libc::EACCES)
         );
-        let mut masked = cond(0, 0x2, LinuxSeccompOperator::ScmpCmpMaskedEq);
-        masked.set_value_two(Some(0x3));
+        let masked = LinuxSeccompArgBuilder::default()
+            .index(0usize)
+            .value(0x2u64)
+            .value_two(0x3u64)
+            .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+            .build()
+            .unwrap();
         assert!(holds(&masked, &[0x6, 0, 0, 0, 0, 0]));
         assert!(!holds(&masked, &[0x7, 0, 0, 0, 0, 0]));
         let either = {
