@@ -252,7 +252,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         return Err(e.into());
     }
     let pid = container.pid().context("container has no init pid")?;
-    let code = crate::foreground::wait(pid);
+    let code = crate::foreground::wait(pid, &|| rt.await_supervisor(&id));
     if let Some((raw, output)) = io {
         let _ = output.join();
         drop(raw);
