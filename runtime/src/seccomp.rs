@@ -40,8 +40,10 @@ use crate::audit::Entry;
 /// Highest syscall number probed when a denying default is spelled out.
 const MAX_SYSCALL_NR: i32 = 1024;
 
-/// The syscall libcontainer's init needs after the filter is loaded.
-const NEVER_NOTIFIED: &str = "write";
+/// The calls libcontainer's init makes after loading the filter to hand the
+/// notify fd over (its channel): notified, they would wait for the very fd
+/// they are sending.
+const HANDOVER: [&str; 3] = ["write", "sendmsg", "recvmsg"];
 
 /// The original decisions of the rules rewritten to `NOTIFY`; the supervisor
 /// answers from it. Stored as `seccomp.json` next to the record.
@@ -93,6 +95,13 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     if seccomp.listener_path().is_some() {
         return None;
     }
+    if let Some(call) = HANDOVER.iter().find(|c| !allows(seccomp, c)) {
+        tracing::warn!(
+            "seccomp profile denies {call}, which handing the notify fd over needs: \
+             its denials are enforced but not recorded"
+        );
+        return None;
+    }
     let mut seccomp: LinuxSeccomp = seccomp.clone();
     let mut profile = Profile::default();
     let mut syscalls = Vec::new();
@@ -107,7 +116,7 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
             .names()
             .iter()
             .cloned()
-            .partition(|n| n == NEVER_NOTIFIED);
+            .partition(|n| HANDOVER.contains(&n.as_str()));
         if !kept.is_empty() {
             let mut r = rule.clone();
             r.set_names(kept);
@@ -128,7 +137,7 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
         let mentioned: Vec<&String> = syscalls.iter().flat_map(|r| r.names()).collect();
         let names: Vec<String> = (0..MAX_SYSCALL_NR)
             .filter_map(|nr| ScmpSyscall::from(nr).get_name().ok())
-            .filter(|n| n != NEVER_NOTIFIED && !mentioned.contains(&n))
+            .filter(|n| !HANDOVER.contains(&n.as_str()) && !mentioned.contains(&n))
             .collect();
         if !names.is_empty() {
             let mut r = LinuxSyscall::default();
@@ -147,6 +156,21 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     linux.set_seccomp(Some(seccomp));
     spec.set_linux(Some(linux));
     Some(profile)
+}
+
+/// Whether the profile lets `call` through unconditionally: allowed by an
+/// unconditional rule, or not denied by any rule under an allowing default.
+fn allows(seccomp: &LinuxSeccomp, call: &str) -> bool {
+    let through = |a, e| Verdict::of(a, e).is_none_or(|v| v == Verdict::Log);
+    let rules = seccomp.syscalls().as_deref().unwrap_or_default();
+    let mut naming = rules.iter().filter(|r| r.names().iter().any(|n| n == call));
+    if through(seccomp.default_action(), seccomp.default_errno_ret()) {
+        naming.all(|r| through(r.action(), r.errno_ret()))
+    } else {
+        naming.any(|r| {
+            through(r.action(), r.errno_ret()) && r.args().as_ref().is_none_or(|a| a.is_empty())
+        })
+    }
 }
 
 /// Whether one argument condition holds, as libseccomp compares (64 bits,
@@ -439,18 +463,18 @@ mod tests {
     }
 
     #[test]
-    fn denying_rules_notify_except_write() {
+    fn denying_rules_notify_except_the_handover_calls() {
         let mut s = spec(
             LinuxSeccompAction::ScmpActAllow,
             vec![
-                rule(&["mkdir", "write"], LinuxSeccompAction::ScmpActErrno),
+                rule(&["mkdir", "write"], LinuxSeccompAction::ScmpActLog),
                 rule(&["getpid"], LinuxSeccompAction::ScmpActAllow),
             ],
         );
         let p = rewrite(&mut s, Path::new("/run/x.sock")).unwrap();
         let rules = rules_of(&s);
         assert_eq!(rules[0].names(), &["write"]);
-        assert_eq!(rules[0].action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(rules[0].action(), LinuxSeccompAction::ScmpActLog);
         assert_eq!(rules[1].names(), &["mkdir"]);
         assert_eq!(rules[1].action(), LinuxSeccompAction::ScmpActNotify);
         assert_eq!(rules[2].action(), LinuxSeccompAction::ScmpActAllow);
@@ -458,10 +482,7 @@ mod tests {
         assert_eq!(p.default, None);
         assert_eq!(
             p.decide("mkdir", &[0; 6]),
-            (
-                Verdict::Errno(libc::EPERM),
-                "seccomp #1 SCMP_ACT_ERRNO".into()
-            )
+            (Verdict::Log, "seccomp #1 SCMP_ACT_LOG".into())
         );
     }
 
@@ -469,7 +490,10 @@ mod tests {
     fn a_denying_default_is_spelled_out_without_write() {
         let mut s = spec(
             LinuxSeccompAction::ScmpActErrno,
-            vec![rule(&["read", "exit"], LinuxSeccompAction::ScmpActAllow)],
+            vec![rule(
+                &["read", "exit", "write", "sendmsg", "recvmsg"],
+                LinuxSeccompAction::ScmpActAllow,
+            )],
         );
         let p = rewrite(&mut s, Path::new("/run/x.sock")).unwrap();
         let spelled = &rules_of(&s)[1];
@@ -477,6 +501,26 @@ mod tests {
         assert!(spelled.names().iter().any(|n| n == "mkdir"));
         assert!(!spelled.names().iter().any(|n| n == "write" || n == "read"));
         assert_eq!(p.decide("mkdir", &[0; 6]).0, Verdict::Errno(libc::EPERM));
+    }
+
+    #[test]
+    fn profiles_denying_the_handover_are_left_alone() {
+        let mut s = spec(
+            LinuxSeccompAction::ScmpActErrno,
+            vec![rule(
+                &["read", "write", "sendmsg"],
+                LinuxSeccompAction::ScmpActAllow,
+            )],
+        );
+        assert_eq!(rewrite(&mut s, Path::new("/x")), None);
+        let mut s = spec(
+            LinuxSeccompAction::ScmpActAllow,
+            vec![rule(
+                &["recvmsg", "mkdir"],
+                LinuxSeccompAction::ScmpActErrno,
+            )],
+        );
+        assert_eq!(rewrite(&mut s, Path::new("/x")), None);
     }
 
     #[test]
