@@ -416,8 +416,8 @@ fn custom_log_path_is_used_and_bad_ones_are_refused() {
 }
 
 /// `purple --root R ARGS` (the people's command, next to purple-oci).
-fn purple(oci: &Oci, args: &[&str]) -> std::process::Output {
-    let bin = purple_oci().with_file_name("purple");
+fn run_purple(oci: &Oci, args: &[&str]) -> std::process::Output {
+    let bin = purple_integration::purple();
     std::process::Command::new(&bin)
         .arg("--root")
         .arg(oci.root.path())
@@ -441,7 +441,7 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
         ],
         |_| {},
     );
-    let follower = std::process::Command::new(purple_oci().with_file_name("purple"))
+    let follower = std::process::Command::new(purple_integration::purple())
         .args([
             "--root",
             oci.root.path().to_str().unwrap(),
@@ -460,33 +460,36 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
     }
     std::thread::sleep(Duration::from_millis(300));
 
-    let table = stdout_ok(purple(&oci, &["audit", &id]));
+    let table = stdout_ok(run_purple(&oci, &["audit", &id]));
     let mut lines = table.lines();
     assert!(lines.next().unwrap().starts_with("  SEQ  TIME"), "{table}");
     assert_eq!(table.matches("syscall.denied").count(), 2, "{table}");
     assert!(table.contains("seccomp #1 SCMP_ACT_ERRNO"));
     assert!(table.contains("action=errno"));
 
-    let json = stdout_ok(purple(&oci, &["audit", &id, "--json", "--kind", "syscall"]));
+    let json = stdout_ok(run_purple(
+        &oci,
+        &["audit", &id, "--json", "--kind", "syscall"],
+    ));
     let recs: Vec<audit::Record> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(recs.len(), 2);
     assert!(recs.iter().all(|r| r.kind == "syscall.denied"));
-    let none = stdout_ok(purple(
+    let none = stdout_ok(run_purple(
         &oci,
         &["audit", &id, "--json", "--since", "2999-01-01T00:00:00Z"],
     ));
     assert_eq!(none, "");
-    let bad = purple(&oci, &["audit", &id, "--since", "yesterday-ish"]);
+    let bad = run_purple(&oci, &["audit", &id, "--since", "yesterday-ish"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
 
-    let summary = stdout_ok(purple(&oci, &["audit", "summary", &id]));
+    let summary = stdout_ok(run_purple(&oci, &["audit", "summary", &id]));
     assert!(summary.contains("2 violations"), "{summary}");
     assert!(summary.contains("syscall.denied"), "{summary}");
-    let s: serde_json::Value = serde_json::from_str(&stdout_ok(purple(
+    let s: serde_json::Value = serde_json::from_str(&stdout_ok(run_purple(
         &oci,
         &["audit", "summary", &id, "--json"],
     )))
@@ -505,12 +508,12 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
 
     // The record is gone after delete: the ID falls back to the default path.
     let log = audit::default_path(&id);
-    assert!(stdout_ok(purple(&oci, &["audit", "verify", &id])).contains("hash chain intact"));
+    assert!(stdout_ok(run_purple(&oci, &["audit", "verify", &id])).contains("hash chain intact"));
     let text = fs::read_to_string(&log).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.swap(1, 2);
     fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let v = purple(&oci, &["audit", "verify", "--path", log.to_str().unwrap()]);
+    let v = run_purple(&oci, &["audit", "verify", "--path", log.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&v.stderr).contains("does not verify"));
     let _ = fs::remove_file(&log);
