@@ -30,6 +30,8 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("alerts: {reason}")]
+    Alerts { reason: String },
     #[error("audit log {path}, line {line}: {reason}")]
     Broken {
         path: PathBuf,
@@ -131,10 +133,11 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends records for `entries`, chained to whatever the log ends with.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
+    /// Appends records for `entries`, chained to whatever the log ends with;
+    /// returns them as written.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<Vec<Record>, AuditError> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let path = self.path.clone();
         let io = |source| AuditError::Io { path, source };
@@ -148,9 +151,10 @@ impl AuditLog {
         result.map_err(io)
     }
 
-    fn append_locked(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+    fn append_locked(&mut self, entries: &[Entry]) -> std::io::Result<Vec<Record>> {
         let (mut seq, mut prev) = last_link(&mut self.file)?;
         let mut out = Vec::new();
+        let mut written = Vec::with_capacity(entries.len());
         for e in entries {
             seq += 1;
             let rec = Record {
@@ -170,9 +174,11 @@ impl AuditLog {
             prev = hash(&line);
             out.extend_from_slice(&line);
             out.push(b'\n');
+            written.push(rec);
         }
         self.file.write_all(&out)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        Ok(written)
     }
 }
 
@@ -239,6 +245,111 @@ pub fn verify(path: &Path) -> Result<Vec<Record>, AuditError> {
     Ok(records)
 }
 
+/// Reads every record without checking the chain (for showing a log that
+/// may be growing or damaged; [`verify`] is the check).
+pub fn records(path: &Path) -> Result<Vec<Record>, AuditError> {
+    let text = fs::read(path).map_err(|source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_lines(path, &text, 0)
+}
+
+/// Parses complete JSON lines; `first_line` numbers errors.
+pub fn parse_lines(path: &Path, text: &[u8], first_line: usize) -> Result<Vec<Record>, AuditError> {
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| {
+            serde_json::from_slice(l).map_err(|e| AuditError::Broken {
+                path: path.to_owned(),
+                line: first_line + i + 1,
+                reason: format!("not a record: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Counts of a log's records: violations by kind and by the rule that
+/// decided, and the lifecycle events. `purple audit summary` prints it, and
+/// `purple run` when the agent exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub records: usize,
+    /// Every kind but `lifecycle`, with its count.
+    pub kinds: std::collections::BTreeMap<String, u64>,
+    /// (kind, rule) with its count; records without a rule count under "-".
+    pub rules: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// `lifecycle` events in order (`exited` with its status where known).
+    pub lifecycle: Vec<String>,
+}
+
+impl Summary {
+    pub fn of(records: &[Record]) -> Self {
+        let mut s = Self {
+            records: records.len(),
+            ..Default::default()
+        };
+        for r in records {
+            if r.kind == "lifecycle" {
+                let event = r.details["event"].as_str().unwrap_or("?");
+                s.lifecycle
+                    .push(match (&r.details["code"], &r.details["signal"]) {
+                        (Value::Number(c), _) => format!("{event} (code {c})"),
+                        (_, Value::String(sig)) => format!("{event} ({sig})"),
+                        _ => event.to_owned(),
+                    });
+                continue;
+            }
+            // Records that carry a count stand for that many events.
+            let n = match r.kind.as_str() {
+                "resource.oom" | "resource.pids" | "alert.dropped" => {
+                    r.details["count"].as_u64().unwrap_or(1)
+                }
+                _ => 1,
+            };
+            *s.kinds.entry(r.kind.clone()).or_default() += n;
+            *s.rules
+                .entry(r.kind.clone())
+                .or_default()
+                .entry(r.rule.clone().unwrap_or_else(|| "-".into()))
+                .or_default() += n;
+        }
+        s
+    }
+
+    /// Violations in all.
+    pub fn violations(&self) -> u64 {
+        self.kinds.values().sum()
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} records, {} violations",
+            self.records,
+            self.violations()
+        )?;
+        for (kind, n) in &self.kinds {
+            writeln!(f, "  {kind:<20} {n:>8}")?;
+            for (rule, n) in &self.rules[kind] {
+                writeln!(f, "    {rule:<38} {n:>8}")?;
+            }
+        }
+        if !self.lifecycle.is_empty() {
+            writeln!(f, "lifecycle: {}", self.lifecycle.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The summary of the log at `path`.
+pub fn summary(path: &Path) -> Result<Summary, AuditError> {
+    Ok(Summary::of(&records(path)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +364,37 @@ mod tests {
                 .unwrap();
         }
         (d, p)
+    }
+
+    #[test]
+    fn summary_counts_by_kind_and_rule() {
+        let (_d, p) = log_with(0);
+        let mut log = AuditLog::open(&p, "c1", None).unwrap();
+        let denied = |rule: &str| Entry {
+            kind: "syscall.denied".into(),
+            rule: Some(rule.into()),
+            details: json!({}),
+            ..Default::default()
+        };
+        log.append(&[
+            Entry::new("lifecycle", json!({"event": "started"})),
+            denied("seccomp #1 SCMP_ACT_ERRNO"),
+            denied("seccomp #1 SCMP_ACT_ERRNO"),
+            denied("seccomp #2 SCMP_ACT_KILL"),
+            Entry::new("resource.oom", json!({"count": 3})),
+            Entry::new("lifecycle", json!({"event": "exited", "code": 2})),
+        ])
+        .unwrap();
+        let s = summary(&p).unwrap();
+        assert_eq!(s.records, 6);
+        assert_eq!(s.violations(), 6);
+        assert_eq!(s.kinds["syscall.denied"], 3);
+        assert_eq!(s.rules["syscall.denied"]["seccomp #1 SCMP_ACT_ERRNO"], 2);
+        assert_eq!(s.rules["resource.oom"]["-"], 3);
+        assert_eq!(s.lifecycle, ["started", "exited (code 2)"]);
+        let text = s.to_string();
+        assert!(text.starts_with("6 records, 6 violations\n"), "{text}");
+        assert!(text.contains("lifecycle: started, exited (code 2)"));
     }
 
     #[test]

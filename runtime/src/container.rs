@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
 use purple_policy::plan::{POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
+use purple_policy::supervision::{AuditPlan, SessionPlan, SupervisionError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -35,6 +36,7 @@ use crate::cgroup2::{self, Cgroup2Error};
 use crate::dns;
 use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
+use crate::seccomp::{self, Interim, Notifier};
 use crate::supervisor::{self, SupervisorArgs};
 
 /// How long delete waits for a killed container's processes to be reaped.
@@ -70,6 +72,10 @@ pub enum LifecycleError {
     Cgroup { id: ContainerId, msg: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Supervision(#[from] SupervisionError),
+    #[error("annotation io.purple.audit: {0}")]
+    AuditPlan(String),
     #[error("{0}")]
     Libcontainer(String),
     #[error("annotation {PROFILE_ANNOTATION}: {0}")]
@@ -148,6 +154,56 @@ fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
     fs::write(&path, json).map_err(io_err(&path))
 }
 
+/// The seccomp rules' original actions, next to the record.
+const SECCOMP_PROFILE: &str = "seccomp.json";
+
+/// Where the container's audit log goes: the plan's `log_path`, which must
+/// be an absolute host path the agent cannot reach, or the default.
+fn log_path(
+    id: &ContainerId,
+    plan: &AuditPlan,
+    bundle: &Bundle,
+) -> Result<PathBuf, LifecycleError> {
+    let Some(path) = &plan.log_path else {
+        return Ok(audit::default_path(id.as_str()));
+    };
+    let bad = |why: &str| {
+        Err(LifecycleError::AuditPlan(format!(
+            "log_path {}: {why}",
+            path.display()
+        )))
+    };
+    if !path.is_absolute()
+        || path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return bad(
+            "must be an absolute host path without '..' (e.g. /var/log/purple/agent.jsonl)",
+        );
+    }
+    let rootfs = bundle
+        .spec
+        .root()
+        .as_ref()
+        .map(|r| bundle.dir.join(r.path()))
+        .unwrap_or_else(|| bundle.dir.join("rootfs"));
+    // Compare real paths: a symlinked bundle must not hide the rootfs.
+    let real = |p: &Path| {
+        p.ancestors()
+            .find_map(|a| {
+                a.canonicalize()
+                    .ok()
+                    .map(|c| c.join(p.strip_prefix(a).unwrap_or(p)))
+            })
+            .unwrap_or_else(|| p.to_owned())
+    };
+    if real(path).starts_with(real(&rootfs)) {
+        return bad("is inside the container's rootfs, where the agent could rewrite it: pick a host path outside the bundle's rootfs");
+    }
+    Ok(path.clone())
+}
+
 /// Options of `create` and `run`.
 #[derive(Debug, Default, Clone)]
 pub struct CreateOptions {
@@ -215,6 +271,24 @@ impl Runtime {
             .and_then(|id| self.record(&id))
             .map(|r| r.bundle)
             .unwrap_or_else(|| c.bundle().clone())
+    }
+
+    /// The audit log of `id`: the one its record names while it exists,
+    /// else the default path (a policy's own `log_path` is only known while
+    /// the container exists).
+    pub fn audit_log(&self, id: &ContainerId) -> PathBuf {
+        self.record(id)
+            .and_then(|r| r.audit_log)
+            .unwrap_or_else(|| audit::default_path(id.as_str()))
+    }
+
+    /// Waits (up to 2 s) for the supervisor of `id` to write its last records
+    /// and exit; a foreground `run` calls it while init is still an unreaped
+    /// zombie, so that `exited` carries init's exit status.
+    pub fn await_supervisor(&self, id: &ContainerId) {
+        if let Some(pid) = self.record(id).and_then(|r| r.supervisor_pid) {
+            supervisor::wait_exit(pid, id.as_str(), Duration::from_secs(2));
+        }
     }
 
     /// Whether anything of `id` exists under the root.
@@ -298,12 +372,17 @@ impl Runtime {
     ) -> Result<Container, LifecycleError> {
         let bundle = Bundle::load(&opts.bundle)?;
         let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
-        let spec = apply_profile(
+        let mut spec = apply_profile(
             bundle.effective_spec(default_cgroup.as_deref()),
             &bundle.dir,
         )?;
         // Rules are checked (and names resolved) before anything is created.
-        let enforcement = Enforcement::from_annotations(spec.annotations().as_ref())?;
+        let annotations = spec.annotations().clone();
+        let enforcement = Enforcement::from_annotations(annotations.as_ref())?;
+        let audit_plan = AuditPlan::from_annotations(annotations.as_ref())?;
+        let session = SessionPlan::from_annotations(annotations.as_ref())?;
+        crate::alert::check(&audit_plan.alerts).map_err(LifecycleError::AuditPlan)?;
+        let audit_log = log_path(id, &audit_plan, &bundle)?;
         let layout = cgroup2::detect();
         let mut record = Record {
             bundle: bundle.dir.clone(),
@@ -311,7 +390,7 @@ impl Runtime {
             systemd: self.systemd,
             cgroup2_dir: layout.purple_dir(id.as_str()),
             bpf_dir: Some(network::pin_dir(id.as_str())),
-            audit_log: Some(audit::default_path(id.as_str())),
+            audit_log: Some(audit_log.clone()),
             policy: spec
                 .annotations()
                 .as_ref()
@@ -319,6 +398,7 @@ impl Runtime {
             supervisor_pid: None,
         };
         save_record(pdir, &record)?;
+        let interim = self.seccomp_listener(id, &record, &mut spec, pdir)?;
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
 
@@ -377,6 +457,22 @@ impl Runtime {
                 json!({"event": "created", "pid": pid.as_raw()}),
             ),
         );
+        let notifier = interim.and_then(Interim::finish);
+        if notifier.as_ref().is_some_and(|n| !n.has_notify_fd()) {
+            return Err(LifecycleError::Inconsistent {
+                id: id.clone(),
+                reason: "libcontainer never sent the seccomp notify fd".into(),
+            });
+        }
+        // The supervisor inherits the resolver's descriptors (3, 4, 5, as
+        // dns.json says), then the seccomp listener and notify fds.
+        let mut fds: Vec<RawFd> = resolver
+            .as_ref()
+            .map(|r| r.fds().map(|fd| fd.as_raw_fd()).to_vec())
+            .unwrap_or_default();
+        let first_seccomp = 3 + fds.len() as RawFd;
+        let seccomp_fds = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
+        fds.extend(&seccomp_fds);
         if let Some(log) = &record.audit_log {
             let args = SupervisorArgs {
                 id: id.to_string(),
@@ -391,17 +487,45 @@ impl Runtime {
                 pins: record.bpf_dir.clone().filter(|d| d.exists()),
                 rules: Some(rules_path),
                 dns: resolver.as_ref().map(|_| dns_config),
-                inherit: resolver
-                    .as_ref()
-                    .map(|r| r.fds().map(|fd| fd.as_raw_fd()).to_vec())
-                    .unwrap_or_default(),
+                seccomp_profile: notifier.as_ref().map(|_| pdir.join(SECCOMP_PROFILE)),
+                seccomp_fds: (first_seccomp..).take(seccomp_fds.len()).collect(),
+                session: Some(session),
+                init_pid: Some(pid.as_raw()),
+                alerts: Some(audit_plan.alerts),
             };
-            let spid =
-                supervisor::spawn(&self.root, &args).map_err(io_err(Path::new("supervisor")))?;
+            let spid = supervisor::spawn(&self.root, &args, &fds)
+                .map_err(io_err(Path::new("supervisor")))?;
             record.supervisor_pid = Some(spid);
             save_record(pdir, &record)?;
         }
         Ok(container)
+    }
+
+    /// Rewrites the spec's seccomp denials to notify a listener socket under
+    /// `pdir` and answers them on a thread until the supervisor takes over
+    /// (None: nothing to notify).
+    fn seccomp_listener(
+        &self,
+        id: &ContainerId,
+        record: &Record,
+        spec: &mut Spec,
+        pdir: &Path,
+    ) -> Result<Option<Interim>, LifecycleError> {
+        let socket = pdir.join("seccomp.sock");
+        let Some(profile) = seccomp::rewrite(spec, &socket) else {
+            return Ok(None);
+        };
+        let path = pdir.join(SECCOMP_PROFILE);
+        let json = serde_json::to_vec(&profile).expect("profiles serialise");
+        fs::write(&path, json).map_err(io_err(&path))?;
+        let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(io_err(&socket))?;
+        let notifier = Notifier::new(listener, Vec::new(), profile).map_err(io_err(&socket))?;
+        let (rt, id, record) = (self.clone(), id.clone(), record.clone());
+        Ok(Some(Interim::start(notifier, move |entries| {
+            for e in entries {
+                rt.audit(&id, &record, e);
+            }
+        })))
     }
 
     /// Appends one record to the container's audit log. Auditing never stops
@@ -437,6 +561,9 @@ impl Runtime {
                 &rec,
                 Entry::new("lifecycle", json!({"event": "started"})),
             );
+            if let Some(pid) = rec.supervisor_pid {
+                supervisor::started(pid, id.as_str());
+            }
         }
         if let (Some(pid), Some(before)) = (c.pid(), before) {
             let deadline = Instant::now() + Duration::from_secs(1);

@@ -2,7 +2,7 @@
 //! runc does, and turning its end into an exit code.
 
 use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 /// Shell convention: a process killed by signal N exits 128+N.
@@ -14,8 +14,17 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
-/// Reaps children until `pid` ends; returns its exit code.
-fn reap(pid: Pid) -> nix::Result<Option<i32>> {
+/// Reaps children until `pid` ends; returns its exit code. `before_reap`
+/// runs once `pid` has exited but is still a zombie (others may read its
+/// status in /proc meanwhile).
+fn reap(pid: Pid, before_reap: &dyn Fn()) -> nix::Result<Option<i32>> {
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    if matches!(
+        waitid(Id::Pid(pid), peek),
+        Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+    ) {
+        before_reap();
+    }
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(None),
@@ -30,18 +39,19 @@ fn reap(pid: Pid) -> nix::Result<Option<i32>> {
     }
 }
 
-/// Blocks until child `pid` exits, forwarding every other signal to it.
-pub fn wait(pid: Pid) -> nix::Result<i32> {
+/// Blocks until child `pid` exits, forwarding every other signal to it;
+/// `before_reap` as in [`reap`].
+pub fn wait(pid: Pid, before_reap: &dyn Fn()) -> nix::Result<i32> {
     let all = SigSet::all();
     all.thread_block()?;
     // SIGCHLD may have come before the block and been discarded: look first.
-    if let Some(code) = reap(pid)? {
+    if let Some(code) = reap(pid, before_reap)? {
         return Ok(code);
     }
     loop {
         match all.wait()? {
             Signal::SIGCHLD => {
-                if let Some(code) = reap(pid)? {
+                if let Some(code) = reap(pid, before_reap)? {
                     return Ok(code);
                 }
             }

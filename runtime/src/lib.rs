@@ -1,6 +1,7 @@
 //! Purple's runtime: the `purple-oci` command (runc's CLI contract) over
 //! libcontainer, plus the parts Purple adds to a container's lifecycle.
 
+pub mod alert;
 pub mod audit;
 pub mod bundle;
 pub mod cgroup2;
@@ -13,5 +14,6 @@ pub mod id;
 pub mod logging;
 pub mod network;
 pub mod oci;
+pub mod seccomp;
 pub mod signal;
 pub mod supervisor;

@@ -5,7 +5,7 @@
 //! It never holds the container: it is not its parent and not in its cgroup.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,10 +15,15 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
+use purple_policy::supervision::{Alerts, SessionPlan};
 use serde_json::json;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
 
+use crate::alert::Alerter;
 use crate::audit::{AuditError, AuditLog, Entry};
 use crate::network::RuleBook;
+use crate::seccomp::{Notifier, Profile};
 
 /// What the supervisor needs; passed on its command line.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,12 +49,47 @@ pub struct SupervisorArgs {
     /// `resource.oom=/sys/fs/cgroup/memory/purple/x/memory.oom_control:oom_kill`).
     #[arg(long = "counter", value_name = "KIND=FILE:KEY")]
     pub counters: Vec<String>,
-    /// The container's resolver (dns.json): serve its DNS.
+    /// The container's resolver (dns.json): serve its DNS. Its descriptors
+    /// are the first inherited ones (3, 4, 5).
     #[arg(long)]
     pub dns: Option<PathBuf>,
-    /// Descriptors the supervisor inherits as 3, 4, ... (the resolver's).
-    #[arg(skip)]
-    pub inherit: Vec<RawFd>,
+    /// The original actions of the seccomp rules rewritten to notify (seccomp.json).
+    #[arg(long)]
+    pub seccomp_profile: Option<PathBuf>,
+    /// Inherited fds: the seccomp listener socket, then notify fds.
+    #[arg(long = "seccomp-fd", value_name = "FD")]
+    pub seccomp_fds: Vec<RawFd>,
+    /// Session budgets (`io.purple.session` JSON).
+    #[arg(long, value_parser = json_arg::<SessionPlan>)]
+    pub session: Option<SessionPlan>,
+    /// The container's init process (host pid), whose exit status `exited` reports.
+    #[arg(long)]
+    pub init_pid: Option<i32>,
+    /// Alert targets (the `alerts` of `io.purple.audit`, JSON).
+    #[arg(long, value_parser = json_arg::<Alerts>)]
+    pub alerts: Option<Alerts>,
+}
+
+fn json_arg<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
+}
+
+impl SupervisorArgs {
+    /// Takes over the inherited seccomp fds (once: they are owned after this).
+    fn notifier(&self) -> Option<Notifier> {
+        let (&listener, notify) = self.seccomp_fds.split_first()?;
+        let profile: Profile =
+            serde_json::from_slice(&fs::read(self.seccomp_profile.as_ref()?).ok()?).ok()?;
+        // SAFETY: create passed these fds to this process for it alone.
+        let own = |fd| unsafe { OwnedFd::from_raw_fd(fd) };
+        let listener = UnixListener::from(own(listener));
+        Notifier::new(
+            listener,
+            notify.iter().map(|&fd| own(fd)).collect(),
+            profile,
+        )
+        .ok()
+    }
 }
 
 /// A kernel counter of limit hits, in a cgroup file of `key value` lines.
@@ -124,9 +164,14 @@ pub fn counters(cgroups_path: &Path, cgroup2: Option<&Path>) -> Vec<String> {
     out
 }
 
+/// The most fds `spawn` passes on (create passes the listener and one notify fd).
+const MAX_FDS: usize = 8;
+
 /// Starts the supervisor as a daemon (own session, no stdio, no inherited
-/// fds: an engine waiting for `create`'s pipes to close must not wait for it).
-pub fn spawn(root: &Path, args: &SupervisorArgs) -> std::io::Result<u32> {
+/// fds but `fds`, which become 3, 4, ... in order and must be named so in
+/// `args.seccomp_fds`: an engine waiting for `create`'s pipes to close must
+/// not wait for it).
+pub fn spawn(root: &Path, args: &SupervisorArgs, fds: &[RawFd]) -> std::io::Result<u32> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("--root").arg(root).arg("supervise").arg(&args.id);
     cmd.arg("--log").arg(&args.log);
@@ -146,31 +191,48 @@ pub fn spawn(root: &Path, args: &SupervisorArgs) -> std::io::Result<u32> {
     for c in &args.counters {
         cmd.arg("--counter").arg(c);
     }
+    if let Some(p) = &args.seccomp_profile {
+        cmd.arg("--seccomp-profile").arg(p);
+    }
+    for fd in &args.seccomp_fds {
+        cmd.arg("--seccomp-fd").arg(fd.to_string());
+    }
+    if let Some(s) = &args.session {
+        cmd.arg("--session")
+            .arg(serde_json::to_string(s).expect("plans serialise"));
+    }
+    if let Some(pid) = args.init_pid {
+        cmd.arg("--init-pid").arg(pid.to_string());
+    }
+    if let Some(a) = &args.alerts {
+        cmd.arg("--alerts")
+            .arg(serde_json::to_string(a).expect("plans serialise"));
+    }
+    if fds.len() > MAX_FDS {
+        return Err(std::io::Error::other("too many fds for the supervisor"));
+    }
+    let fds = fds.to_vec();
+    let mask = handled_signals();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let inherit = args.inherit.clone();
-    let mut copies = vec![0; inherit.len()];
-    let first_free = 3 + inherit.len() as i32;
-    // SAFETY: only async-signal-safe calls between fork and exec (no
-    // allocation: the vectors were built before the fork).
+    // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();
-            // Copies above the targets first, so that placing one at 3.. cannot
-            // overwrite another not yet placed.
-            for (copy, fd) in copies.iter_mut().zip(&inherit) {
-                *copy = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, first_free);
-                if *copy < 0 {
+            // Out of the way first: a source may sit on a target number.
+            // (A fixed array: no allocation between fork and exec.)
+            let mut high = [-1; MAX_FDS];
+            for (h, &fd) in high.iter_mut().zip(&fds) {
+                *h = libc::fcntl(fd, libc::F_DUPFD, 100);
+            }
+            for (i, &fd) in high[..fds.len()].iter().enumerate() {
+                if fd < 0 || libc::dup2(fd, 3 + i as RawFd) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            for (i, copy) in copies.iter().enumerate() {
-                if libc::dup2(*copy, 3 + i as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            libc::syscall(libc::SYS_close_range, first_free as u32, u32::MAX, 0u32);
+            libc::syscall(libc::SYS_close_range, 3 + fds.len() as u32, u32::MAX, 0u32);
+            mask.thread_block().map_err(std::io::Error::from)?;
             Ok(())
         });
     }
@@ -211,6 +273,127 @@ fn populated(cgroup2: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Signals `start` sends the supervisor when the session begins.
+pub const STARTED: Signal = Signal::SIGUSR1;
+
+/// The signals the supervisor takes through its signalfd; blocked from
+/// before exec so that one sent early (a `start` right after `create`)
+/// waits instead of killing it.
+fn handled_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, STARTED] {
+        mask.add(s);
+    }
+    mask
+}
+
+/// Where a session stands against its budgets.
+struct Session {
+    plan: SessionPlan,
+    cgroup2: Option<PathBuf>,
+    started: Option<Instant>,
+    /// When SIGTERM went out.
+    terminated: Option<Instant>,
+    killed: bool,
+}
+
+impl Session {
+    fn cpu_used(&self) -> Option<Duration> {
+        let text = fs::read_to_string(self.cgroup2.as_ref()?.join("cpu.stat")).ok()?;
+        let usec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())?;
+        Some(Duration::from_micros(usec))
+    }
+
+    /// The budget that ran out, as a record, the first time one does.
+    fn overrun(&self) -> Option<Entry> {
+        if self.terminated.is_some() {
+            return None;
+        }
+        let started = self.started?;
+        let over = |budget: &str, limit: u64, used: Duration| {
+            (used.as_secs_f64() >= limit as f64).then(|| {
+                Entry::new(
+                    "resource.timeout",
+                    json!({
+                        "budget": budget,
+                        "limit_seconds": limit,
+                        "used_seconds": (used.as_secs_f64() * 1000.0).round() / 1000.0,
+                        "grace_seconds": self.plan.grace_seconds,
+                    }),
+                )
+            })
+        };
+        let wall = self
+            .plan
+            .timeout_seconds
+            .and_then(|l| over("wall_clock", l, started.elapsed()));
+        wall.or_else(|| {
+            let limit = self.plan.cpu_seconds?;
+            over("cpu", limit, self.cpu_used()?)
+        })
+    }
+
+    fn signal_all(&self, sig: libc::c_int) {
+        let Some(dir) = &self.cgroup2 else { return };
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
+            // SAFETY: kill(2) on the container's own processes; ESRCH is fine.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
+    /// Enforces the budgets: SIGTERM to every process once one runs out,
+    /// SIGKILL after the grace period. Returns the record to write, if any.
+    fn enforce(&mut self) -> Option<Entry> {
+        if let Some(entry) = self.overrun() {
+            self.signal_all(libc::SIGTERM);
+            self.terminated = Some(Instant::now());
+            return Some(entry);
+        }
+        let term = self.terminated?;
+        if !self.killed && term.elapsed() >= Duration::from_secs(self.plan.grace_seconds) {
+            self.signal_all(libc::SIGKILL);
+            self.killed = true;
+        }
+        None
+    }
+}
+
+/// The exit status of process `pid` while it is a zombie (field 52 of
+/// /proc/PID/stat, a wait status): `{"code": N}` or `{"signal": "SIGKILL"}`.
+fn zombie_status(pid: i32) -> Option<serde_json::Value> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let mut fields = after.split_whitespace();
+    if fields.next()? != "Z" {
+        return None;
+    }
+    // Fields from 3 (state) on; exit_code is field 52.
+    let status: i32 = fields.nth(52 - 4)?.parse().ok()?;
+    Some(status_json(status))
+}
+
+/// A wait status as the `exited` record says it.
+pub fn status_json(status: i32) -> serde_json::Value {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        json!({ "code": (status >> 8) & 0xff })
+    } else {
+        let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.to_string());
+        json!({ "signal": name })
+    }
+}
+
+/// A pidfd of `pid`: readable once it exits.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes no pointers; a valid fd is ours to own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// The supervisor's loop; returns when the container is gone or on SIGTERM.
 pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
     let mut log = AuditLog::open(&args.log, &args.id, args.policy.as_deref())?;
@@ -228,9 +411,19 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         .iter()
         .filter_map(|c| Counter::parse(c))
         .collect();
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGINT);
+    let mut notifier = args.notifier();
+    let alerter = Alerter::new(&args.alerts.clone().unwrap_or_default())
+        .map_err(|reason| AuditError::Alerts { reason })?;
+    let mut session = Session {
+        plan: args.session.clone().unwrap_or_default(),
+        cgroup2: args.cgroup2.clone(),
+        started: None,
+        terminated: None,
+        killed: false,
+    };
+    let mut init = args.init_pid.and_then(|pid| Some((pid, pidfd(pid)?)));
+    let mut exit_status = None;
+    let mask = handled_signals();
     let sigfd = mask
         .thread_block()
         .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK))
@@ -245,19 +438,16 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             log.append(&[crate::dns::failure(&e)])?;
         }
     }
-    let drain = |log: &mut AuditLog, ring: &mut Option<_>| -> Result<(), AuditError> {
-        let Some(ring) = ring else { return Ok(()) };
-        let ring: &mut aya::maps::RingBuf<aya::maps::MapData> = ring;
-        let mut batch = Vec::new();
-        while let Some(item) = ring.next() {
-            if let Some(e) = Event::parse(&item) {
-                batch.push(entry(&e, &rules));
+    let write = |log: &mut AuditLog, entries: &[Entry]| -> Result<(), AuditError> {
+        for rec in log.append(entries)? {
+            if rec.kind != "lifecycle" {
+                alerter.send(&rec);
             }
         }
-        log.append(&batch)
+        Ok(())
     };
     loop {
-        let stop = {
+        {
             let mut fds = Vec::new();
             if let Some(r) = &ring {
                 fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
@@ -265,49 +455,110 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             if let Some(s) = &sigfd {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
+            if let Some((_, fd)) = &init {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+            let raw: Vec<_> = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
+            // SAFETY: the notifier owns these fds for the whole loop iteration.
+            let borrowed: Vec<_> = raw
+                .iter()
+                .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+                .collect();
+            fds.extend(
+                borrowed
+                    .iter()
+                    .map(|fd| PollFd::new(*fd, PollFlags::POLLIN)),
+            );
             let _ = poll(&mut fds, PollTimeout::from(200u16));
-            sigfd.as_ref().is_some_and(|s| {
-                fds.iter().any(|f| {
-                    f.as_fd().as_raw_fd() == s.as_raw_fd()
-                        && f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
-                })
-            })
-        };
-        drain(&mut log, &mut ring)?;
-        let hits: Vec<Entry> = limits.iter_mut().filter_map(Counter::check).collect();
-        log.append(&hits)?;
+        }
+        let mut stop = false;
+        while let Some(Ok(Some(info))) = sigfd.as_ref().map(|s| s.read_signal()) {
+            if info.ssi_signo == STARTED as u32 {
+                session.started.get_or_insert_with(Instant::now);
+            } else {
+                stop = true;
+            }
+        }
+        // Read the status while init is a zombie, before its parent reaps it.
+        if let Some((pid, fd)) = &init {
+            let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut p, PollTimeout::ZERO).unwrap_or(0) > 0 {
+                exit_status = zombie_status(*pid);
+                init = None;
+            }
+        }
+        let mut batch = Vec::new();
+        if let Some(n) = notifier.as_mut() {
+            batch.extend(n.service(PollTimeout::ZERO));
+        }
+        if let Some(ring) = ring.as_mut() {
+            while let Some(item) = ring.next() {
+                if let Some(e) = Event::parse(&item) {
+                    batch.push(entry(&e, &rules));
+                }
+            }
+        }
+        batch.extend(limits.iter_mut().filter_map(Counter::check));
+        batch.extend(session.enforce());
+        let dropped = alerter.take_dropped();
+        if dropped > 0 {
+            batch.push(Entry::new("alert.dropped", json!({ "count": dropped })));
+        }
+        write(&mut log, &batch)?;
         let gone = args.cgroup2.as_ref().is_none_or(|d| !populated(d));
         if stop || gone {
             if gone {
-                log.append(&[Entry::new("lifecycle", json!({"event": "exited"}))])?;
+                let mut details = exit_status.take().unwrap_or_else(|| json!({}));
+                details["event"] = json!("exited");
+                write(&mut log, &[Entry::new("lifecycle", details)])?;
             }
             return Ok(());
         }
     }
 }
 
+/// Whether `pid` is still the supervisor of container `id` (pids get reused).
+fn is_ours(pid: u32, id: &str) -> bool {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let c = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    c.contains(" supervise ") && c.contains(&format!(" {id} "))
+}
+
+/// Tells the supervisor `pid` of container `id` that the session started
+/// (its wall-clock budget counts from now).
+pub fn started(pid: u32, id: &str) {
+    if is_ours(pid, id) {
+        // SAFETY: kill(2) on a pid whose cmdline we just checked.
+        unsafe { libc::kill(pid as i32, STARTED as i32) };
+    }
+}
+
 /// Stops the supervisor `pid` of container `id` (if it is still that
 /// process) and waits for it, so its last records are on disk.
 pub fn stop(pid: u32, id: &str) {
-    let cmdline = |pid: u32| fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let ours = |pid: u32| {
-        let c = String::from_utf8_lossy(&cmdline(pid)).replace('\0', " ");
-        c.contains(" supervise ") && c.contains(&format!(" {id} "))
-    };
-    if !ours(pid) {
+    if !is_ours(pid, id) {
         return;
     }
     // SAFETY: kill(2) on a pid whose cmdline we just checked.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while ours(pid) && !is_zombie(pid) {
+    if !wait_exit(pid, id, Duration::from_secs(2)) {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+/// Waits up to `timeout` for the supervisor `pid` of `id` to exit by itself
+/// (it does once the container's cgroup is empty and its records written);
+/// false if it is still running.
+pub fn wait_exit(pid: u32, id: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_ours(pid, id) && !is_zombie(pid) {
         if Instant::now() > deadline {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            break;
+            return false;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    true
 }
 
 fn is_zombie(pid: u32) -> bool {

@@ -150,20 +150,13 @@ fn summary(code: i32, started: Instant, peak: Option<u64>, log: Option<&Path>) -
         ));
     }
     if let Some(log) = log {
-        match audit::verify(log) {
-            Ok(records) => {
-                let violations: Vec<_> = records.iter().filter(|r| r.kind != "lifecycle").collect();
-                s.push_str(&format!(
-                    ", {} violation{}",
-                    violations.len(),
-                    if violations.len() == 1 { "" } else { "s" }
-                ));
-                let mut kinds = std::collections::BTreeMap::new();
-                for v in &violations {
-                    *kinds.entry(v.kind.as_str()).or_insert(0) += 1;
-                }
-                if !kinds.is_empty() {
-                    let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        match audit::summary(log) {
+            Ok(sum) => {
+                let n: u64 = sum.kinds.values().sum();
+                s.push_str(&format!(", {n} violation{}", if n == 1 { "" } else { "s" }));
+                if !sum.kinds.is_empty() {
+                    let list: Vec<String> =
+                        sum.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
                     s.push_str(&format!(" ({})", list.join(", ")));
                 }
             }
@@ -252,7 +245,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         return Err(e.into());
     }
     let pid = container.pid().context("container has no init pid")?;
-    let code = crate::foreground::wait(pid);
+    let code = crate::foreground::wait(pid, &|| rt.await_supervisor(&id));
     if let Some((raw, output)) = io {
         let _ = output.join();
         drop(raw);

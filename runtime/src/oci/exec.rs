@@ -101,5 +101,5 @@ pub fn exec(args: Args, rt: &Runtime) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
-    Ok(crate::foreground::wait(pid)?)
+    Ok(crate::foreground::wait(pid, &|| ())?)
 }

@@ -42,7 +42,8 @@ pub fn run(mut args: Args, rt: &Runtime) -> Result<i32> {
         return Ok(0);
     }
     let pid = container.pid().context("container has no init pid")?;
-    let code = crate::foreground::wait(pid);
+    // The supervisor reads init's status from the zombie for `exited`.
+    let code = crate::foreground::wait(pid, &|| rt.await_supervisor(&id));
     rt.delete(&id, true)?;
     Ok(code?)
 }
