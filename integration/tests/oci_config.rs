@@ -135,3 +135,31 @@ fn capabilities_are_dropped() {
         "mknod without CAP_MKNOD must fail: {out}"
     );
 }
+
+/// An exec'd process is under the container's filter too (libcontainer drops
+/// `linux.seccomp` for tenants; Purple installs it itself).
+#[test]
+fn seccomp_holds_for_exec() {
+    let oci = Oci::new();
+    let b = TestBundle::new(&["sleep", "100"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let id = unique_id("sc-exec");
+    oci.detached(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let out = oci.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status; mkdir /tmp/d; echo rc=$?",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    oci.ok(&["delete", "--force", &id]);
+    assert_eq!(stdout, "Seccomp:\t2\nrc=1\n");
+    assert_no_leftovers(&oci, &id);
+}

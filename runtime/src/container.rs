@@ -38,6 +38,7 @@ use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
 use crate::seccomp::{self, Interim, Notifier};
 use crate::supervisor::{self, SupervisorArgs};
+use crate::tenant;
 
 /// How long delete waits for a killed container's processes to be reaped.
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -398,6 +399,11 @@ impl Runtime {
             supervisor_pid: None,
         };
         save_record(pdir, &record)?;
+        if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            let path = pdir.join(tenant::SECCOMP_FILE);
+            let json = serde_json::to_vec(seccomp).expect("seccomp profiles serialise");
+            fs::write(&path, json).map_err(io_err(&path))?;
+        }
         let interim = self.seccomp_listener(id, &record, &mut spec, pdir)?;
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
@@ -834,13 +840,23 @@ impl Runtime {
             (None, true) => Some(self.tty_process(id, &pdir, opts)?),
             (None, false) => None,
         };
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        let mut base = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
             .map_err(lc)?
             .with_console_socket(opts.console_socket.as_ref())
             .with_pid_file(opts.pid_file.as_ref())
             .map_err(lc)?
-            .with_preserved_fds(opts.preserve_fds)
+            .with_preserved_fds(opts.preserve_fds);
+        let filter = pdir.join(tenant::SECCOMP_FILE);
+        if let Ok(json) = fs::read(&filter) {
+            let seccomp =
+                serde_json::from_slice(&json).map_err(|e| LifecycleError::Inconsistent {
+                    id: id.clone(),
+                    reason: format!("{} is unreadable: {e}", filter.display()),
+                })?;
+            base = base.with_executor(tenant::FilteredExecutor { seccomp });
+        }
+        let mut builder = base
             .as_tenant()
             .with_detach(opts.detach)
             .with_env(opts.env.iter().cloned().collect())

@@ -17,3 +17,4 @@ pub mod oci;
 pub mod seccomp;
 pub mod signal;
 pub mod supervisor;
+pub mod tenant;
