@@ -22,6 +22,15 @@ pub enum MergeError {
     Spec(String),
 }
 
+/// `v[key]`, inserted as `default` when missing (`v` is always an object
+/// here: it comes from a serialised spec or was inserted as one).
+fn entry<'a>(v: &'a mut Value, key: &str, default: Value) -> &'a mut Value {
+    v.as_object_mut()
+        .expect("spec objects")
+        .entry(key)
+        .or_insert(default)
+}
+
 fn min_field(target: &mut Value, key: &str, limit: &Value) {
     let Some(l) = limit.as_i64() else { return };
     match target.get(key).and_then(Value::as_i64) {
@@ -32,30 +41,18 @@ fn min_field(target: &mut Value, key: &str, limit: &Value) {
 
 fn tighten_resources(res: &mut Value, profile: &Value) {
     if let Some(limit) = profile.pointer("/memory/limit") {
-        let mem = res
-            .as_object_mut()
-            .expect("object")
-            .entry("memory")
-            .or_insert(json!({}));
+        let mem = entry(res, "memory", json!({}));
         min_field(mem, "limit", limit);
     }
     if let Some(limit) = profile.pointer("/pids/limit") {
-        let pids = res
-            .as_object_mut()
-            .expect("object")
-            .entry("pids")
-            .or_insert(json!({}));
+        let pids = entry(res, "pids", json!({}));
         min_field(pids, "limit", limit);
     }
     if let (Some(q), Some(p)) = (
         profile.pointer("/cpu/quota").and_then(Value::as_i64),
         profile.pointer("/cpu/period").and_then(Value::as_u64),
     ) {
-        let cpu = res
-            .as_object_mut()
-            .expect("object")
-            .entry("cpu")
-            .or_insert(json!({}));
+        let cpu = entry(res, "cpu", json!({}));
         let cur_q = cpu.get("quota").and_then(Value::as_i64).filter(|q| *q > 0);
         let cur_p = cpu.get("period").and_then(Value::as_u64).filter(|p| *p > 0);
         let tighter = match (cur_q, cur_p) {
@@ -68,10 +65,7 @@ fn tighten_resources(res: &mut Value, profile: &Value) {
         }
     }
     if let Some(io) = profile.get("blockIO") {
-        res.as_object_mut()
-            .expect("object")
-            .entry("blockIO")
-            .or_insert(io.clone());
+        entry(res, "blockIO", io.clone());
     }
 }
 
@@ -101,11 +95,7 @@ fn tighten_seccomp(
         return Err(MergeError::TwoAllowLists(p.name.clone()));
     }
     let denied: Vec<&str> = p.syscalls.deny.iter().map(String::as_str).collect();
-    let rules = existing
-        .as_object_mut()
-        .expect("object")
-        .entry("syscalls")
-        .or_insert(json!([]));
+    let rules = entry(existing, "syscalls", json!([]));
     if let Some(list) = rules.as_array_mut() {
         for rule in list.iter_mut() {
             if rule["action"] == "SCMP_ACT_ALLOW" {
@@ -143,11 +133,7 @@ pub fn tighten(
     let wanted = serde_json::to_value(&wanted).map_err(bad)?;
     let mut out = serde_json::to_value(spec).map_err(bad)?;
 
-    let annotations = out
-        .as_object_mut()
-        .expect("object")
-        .entry("annotations")
-        .or_insert(json!({}));
+    let annotations = entry(&mut out, "annotations", json!({}));
     if annotations.get(NETWORK_ANNOTATION).is_some() {
         return Err(MergeError::TwoNetworkPlans(policy.name.clone()));
     }
@@ -189,23 +175,11 @@ pub fn tighten(
         }
     }
 
-    let linux = out
-        .as_object_mut()
-        .expect("object")
-        .entry("linux")
-        .or_insert(json!({}));
-    let res = linux
-        .as_object_mut()
-        .expect("object")
-        .entry("resources")
-        .or_insert(json!({}));
+    let linux = entry(&mut out, "linux", json!({}));
+    let res = entry(linux, "resources", json!({}));
     tighten_resources(res, &wanted["linux"]["resources"]);
     for key in ["maskedPaths", "readonlyPaths"] {
-        let list = linux
-            .as_object_mut()
-            .expect("object")
-            .entry(key)
-            .or_insert(json!([]));
+        let list = entry(linux, key, json!([]));
         if let (Some(list), Some(add)) = (list.as_array_mut(), wanted["linux"][key].as_array()) {
             for a in add {
                 if !list.contains(a) {
@@ -215,11 +189,7 @@ pub fn tighten(
         }
     }
     if policy.network.isolated {
-        let ns = linux
-            .as_object_mut()
-            .expect("object")
-            .entry("namespaces")
-            .or_insert(json!([]));
+        let ns = entry(linux, "namespaces", json!([]));
         if let Some(ns) = ns.as_array_mut() {
             if !ns.iter().any(|n| n["type"] == "network") {
                 ns.push(json!({"type": "network"}));
