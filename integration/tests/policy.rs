@@ -127,7 +127,8 @@ fn invalid_policy_reports_every_error_at_its_line() {
          network:\n  blocked_ips_v4: [\"1.1.1.1\", \"300.1.1.1\"]\n\
          resources:\n  memory_limit_bytes: \"99999999999P\"\n  cpu_shares: 0\n\
          filesystem:\n  immutable_paths:\n    - {{ host_path: {}, sandbox_path: /data }}\n\
-         syscalls:\n  advanced_rules:\n    - syscall: socket\n      action: deny\n      conditions: [{{arg: 6, op: masked_neq, value: 1}}]\n",
+         syscalls:\n  advanced_rules:\n    - syscall: socket\n      action: deny\n      conditions: [{{arg: 6, op: masked_neq, value: 1}}]\n\
+         user:\n  uid: 70000\n  namespace: {{ host_id: 0 }}\n",
         dir.path().join("innocent").display()
     );
     let file = dir.path().join("bad.yaml");
@@ -148,6 +149,8 @@ fn invalid_policy_reports_every_error_at_its_line() {
         "resolves to /etc/shadow",
         "arg: 6 is out of range",
         "seccomp cannot express masked_neq",
+        "bad.yaml:17:8: error: user.uid: id 70000 is outside the sandbox's user namespace (ids 0 to 65535)",
+        "bad.yaml:18:25: error: user.namespace.host_id: host id 0 makes root in the sandbox root on the host",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
@@ -468,6 +471,143 @@ fn run_passes_exit_codes_signals_env_and_volumes() {
     assert_eq!(out.status.code(), Some(42), "{rest}{}", text(&out).1);
     assert_eq!(rest, "got TERM\n");
     assert_run_left_nothing(&oci, &id);
+}
+
+fn mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Root in the sandbox is a stranger on the host (the default user
+/// namespace): it cannot read host root's private file or change host root's
+/// file bound into it, what it writes is owned by its mapped ids, a bind the
+/// namespace cannot reach is refused before anything starts, and turning the
+/// namespace off is warned about.
+#[test]
+fn sandbox_root_is_a_stranger_on_the_host() {
+    use std::os::unix::fs::MetadataExt;
+    let work = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    mode(data.path(), 0o755);
+    fs::write(data.path().join("secret"), "s3cret").unwrap();
+    mode(&data.path().join("secret"), 0o600);
+    let out_dir = work.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    fs::write(out_dir.join("keep.txt"), "host\n").unwrap();
+    let oci = Oci::new();
+    let id = unique_id("userns");
+    let ro = format!("{}:/data:ro", data.path().display());
+    let rw = format!("{}:/out", out_dir.display());
+    let script = "cat /proc/self/uid_map; id -u; \
+        cat /data/secret || echo read-refused; \
+        echo agent >> /out/keep.txt || echo write-refused; \
+        echo new > /out/new.txt";
+    let out = purple_in(
+        work.path(),
+        &oci,
+        &[
+            "run",
+            "-q",
+            "--profile",
+            "secure-agent",
+            "--id",
+            &id,
+            "--no-workdir",
+            "-v",
+            &ro,
+            "-v",
+            &rw,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "100000", "65536", "0", "read-refused", "write-refused"],
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Permission denied").count(), 2, "{stderr}");
+    assert_eq!(
+        fs::read_to_string(out_dir.join("keep.txt")).unwrap(),
+        "host\n"
+    );
+    let made = fs::metadata(out_dir.join("new.txt")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (100000, 100000));
+    assert_eq!(fs::metadata(&out_dir).unwrap().uid(), 100000);
+    assert_run_left_nothing(&oci, &id);
+
+    // A bind source behind a directory only host root may enter: refused
+    // with the directory and the fix named, nothing created.
+    let closed = tempfile::tempdir().unwrap();
+    fs::create_dir(closed.path().join("inner")).unwrap();
+    mode(closed.path(), 0o700);
+    let id = unique_id("closed");
+    let bind = format!("{}:/x:ro", closed.path().join("inner").display());
+    let out = purple_in(
+        work.path(),
+        &oci,
+        &[
+            "run",
+            "--profile",
+            "secure-agent",
+            "--id",
+            &id,
+            "-v",
+            &bind,
+            "--",
+            "true",
+        ],
+    );
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!(
+        "the sandbox cannot reach {}/inner: {} (owner 0, mode 0700) does not let host uid 100000 pass",
+        closed.path().display(),
+        closed.path().display()
+    );
+    assert!(stderr.contains(&want), "want {want:?} in {stderr}");
+    assert!(stderr.contains(&format!("chmod o+x {}", closed.path().display())));
+    assert_run_left_nothing(&oci, &id);
+
+    // Opting out gives the sandbox the host's ids, with a warning.
+    let b = TestBundle::new(&["true"]);
+    fs::write(
+        work.path().join("hostids.yaml"),
+        "name: hostids\nuser:\n  namespace:\n    enabled: false\n",
+    )
+    .unwrap();
+    let rootfs = b.path().join("rootfs");
+    let out = purple_in(
+        work.path(),
+        &oci,
+        &[
+            "run",
+            "-q",
+            "--profile",
+            "hostids.yaml",
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--no-workdir",
+            "--",
+            "cat",
+            "/proc/self/uid_map",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    assert!(
+        stderr.contains("user.namespace.enabled: without a user namespace, root in the sandbox is root on the host"),
+        "{stderr}"
+    );
 }
 
 #[test]

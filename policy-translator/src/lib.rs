@@ -11,4 +11,5 @@ pub mod schema;
 pub mod supervision;
 pub mod translate;
 pub mod units;
+pub mod userns;
 pub mod yaml;

@@ -171,4 +171,26 @@ pub struct User {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// The sandbox's user namespace; `None` runs it with the host's ids.
+    pub namespace: Option<IdMap>,
+}
+
+/// Sandbox ids `0..size` are host ids `host_id..host_id + size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IdMap {
+    pub host_id: u32,
+    pub size: u32,
+}
+
+impl IdMap {
+    /// Unused host ids on a stock Debian (subordinate ids start at 100000).
+    pub const DEFAULT: IdMap = IdMap {
+        host_id: 100_000,
+        size: 65_536,
+    };
+
+    /// The host id of sandbox id `id`, if the map covers it.
+    pub fn host(&self, id: u32) -> Option<u32> {
+        (id < self.size).then(|| self.host_id + id)
+    }
 }

@@ -15,6 +15,7 @@ use crate::plan::{
 };
 use crate::schema::*;
 use crate::supervision::{AuditPlan, SessionPlan, AUDIT_ANNOTATION, SESSION_ANNOTATION};
+use crate::userns::{self, HostIds, Unreachable};
 
 /// Annotation with the effective policy as JSON, for people and audit tools.
 pub const POLICY_ANNOTATION: &str = "io.purple.policy";
@@ -51,6 +52,8 @@ pub enum TranslateError {
     },
     #[error("the generated config.json is not a valid OCI spec: {0}")]
     Spec(String),
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
 }
 
 /// What to run under the policy.
@@ -322,15 +325,50 @@ pub fn session_plan(r: &Resources) -> SessionPlan {
     }
 }
 
+/// Mounts of the host's sysfs that a recursive bind would show the sandbox.
+const HOST_SYSFS_MASKED: &[&str] = &[
+    "/sys/fs/bpf",
+    "/sys/fs/fuse/connections",
+    "/sys/fs/pstore",
+    "/sys/kernel/config",
+    "/sys/kernel/debug",
+    "/sys/kernel/security",
+    "/sys/kernel/tracing",
+];
+
+/// A user namespace may mount sysfs only with a network namespace of its own;
+/// without one the sandbox gets the host's /sys bound read-only, as runc does.
+fn host_sysfs(p: &Policy) -> bool {
+    p.user.namespace.is_some() && !p.network.isolated
+}
+
 fn mounts(p: &Policy) -> Vec<Value> {
     let shm = p.filesystem.scratch_size.min(64 << 20);
+    // The tty group owns new ptys; a namespace too small to hold it leaves
+    // them to the opener's group.
+    let tty_gid = p.user.namespace.is_none_or(|m| m.host(5).is_some());
+    let mut devpts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
+    if tty_gid {
+        devpts.push("gid=5");
+    }
+    let sys = if host_sysfs(p) {
+        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "rro"]})
+    } else {
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+    };
     let mut m = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        sys,
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
     ];
     let bind = |b: &Bind, ro: bool| {
@@ -387,27 +425,48 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
     }
     let caps = effective_capabilities(&p.capabilities);
     let mut namespaces = vec![
+        json!({"type": "user"}),
         json!({"type": "pid"}),
         json!({"type": "mount"}),
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "cgroup"}),
     ];
+    if p.user.namespace.is_none() {
+        namespaces.remove(0);
+    }
     if p.network.isolated {
         namespaces.push(json!({"type": "network"}));
+    }
+    let mut masked = vec![
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ];
+    if host_sysfs(p) {
+        masked.extend(HOST_SYSFS_MASKED);
     }
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources(&p.resources),
-        "maskedPaths": [
-            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-            "/sys/firmware", "/sys/devices/virtual/powercap"
-        ],
+        "maskedPaths": masked,
         "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
     });
     if let Some(s) = seccomp(&p.syscalls) {
         linux["seccomp"] = s;
+    }
+    if let Some(m) = p.user.namespace {
+        let map = json!([{"containerID": 0, "hostID": m.host_id, "size": m.size}]);
+        linux["uidMappings"] = map.clone();
+        linux["gidMappings"] = map;
     }
     let mut annotations = json!({
         POLICY_NAME_ANNOTATION: p.name,
@@ -466,48 +525,90 @@ fn mkdir(path: &Path) -> Result<(), TranslateError> {
     })
 }
 
+fn give(dir: &Path, ids: &HostIds) -> Result<(), TranslateError> {
+    userns::give(dir, ids).map_err(|source| TranslateError::Write {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
 /// Creates what the mounts need: missing output directories on the host and,
 /// in a root filesystem the bundle owns (a relative `root.path`), every mount
 /// point, so that a read-only root needs no writes at run time.
 fn prepare(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
+    if let Some(map) = p.user.namespace {
+        // Checked before anything is created, so a refusal leaves nothing.
+        let root = HostIds::root(&map);
+        let rootfs = spec.root().as_ref().map(|r| dir.join(r.path()));
+        let sources = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .filter(|m| m.typ().as_deref() == Some("bind"))
+            .filter_map(|m| m.source().as_ref().map(|s| dir.join(s)));
+        for path in rootfs.into_iter().chain(sources) {
+            userns::check_reachable(&path, &root)?;
+        }
+    }
+    let agent = HostIds::of(&p.user);
     for b in &p.filesystem.output_paths {
         mkdir(&b.host_path)?;
+        if let Some(ids) = &agent {
+            give(&b.host_path, ids)?;
+        }
     }
     let Some(root) = spec.root().as_ref().map(|r| r.path()) else {
         return Ok(());
     };
     let rootfs = dir.join(root);
-    if root.is_absolute() {
-        // Like runc, make the working directory when the root lacks it: a
-        // read-only root cannot get it at run time.
-        let cwd = Path::new(&p.filesystem.working_dir);
-        return mkdir(&rootfs.join(cwd.strip_prefix("/").unwrap_or(cwd)));
-    }
-    mkdir(&rootfs)?;
-    let mut dirs = vec![
-        PathBuf::from(&p.filesystem.working_dir),
-        PathBuf::from("/etc"),
-    ];
-    for m in spec.mounts().iter().flatten() {
-        let target = rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
-        let is_file = m.typ().as_deref() == Some("bind")
-            && m.source().as_ref().is_some_and(|s| dir.join(s).is_file());
-        if is_file {
-            if let Some(parent) = target.parent() {
-                mkdir(parent)?;
-            }
-            if !target.exists() {
-                fs::write(&target, "").map_err(|source| TranslateError::Write {
-                    path: target.clone(),
-                    source,
-                })?;
-            }
-        } else {
-            dirs.push(m.destination().clone());
+    let owned = root.is_relative();
+    if owned {
+        mkdir(&rootfs)?;
+        if let (Some(map), false) = (p.user.namespace, p.filesystem.read_only_root) {
+            // A writable root is written by sandbox root, a stranger to host root.
+            give(&rootfs, &HostIds::root(&map))?;
         }
     }
-    for d in dirs {
-        mkdir(&rootfs.join(d.strip_prefix("/").unwrap_or(&d)))?;
+    // Mount points are made here, by host root: a read-only root cannot get
+    // them at run time, nor can sandbox root in a root host root owns. Like
+    // runc, the working directory too.
+    let mut targets = vec![(PathBuf::from(&p.filesystem.working_dir), false)];
+    if owned {
+        targets.push((PathBuf::from("/etc"), false));
+    }
+    for m in spec.mounts().iter().flatten() {
+        let is_file = m.typ().as_deref() == Some("bind")
+            && m.source().as_ref().is_some_and(|s| dir.join(s).is_file());
+        targets.push((m.destination().clone(), is_file));
+    }
+    for (target, is_file) in targets {
+        make_in_root(&rootfs, &target, is_file)?;
+    }
+    Ok(())
+}
+
+/// Creates `target` (a file or a directory) and its missing parents under
+/// `rootfs`, stopping at a symbolic link or a file on the way: the runtime
+/// resolves those inside the root, where a link cannot lead to the host.
+fn make_in_root(rootfs: &Path, target: &Path, is_file: bool) -> Result<(), TranslateError> {
+    let parts: Vec<_> = target
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    let mut path = rootfs.to_owned();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let made = match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            Err(_) if is_file && i + 1 == parts.len() => fs::write(&path, ""),
+            Err(_) => fs::create_dir(&path),
+        };
+        made.map_err(|source| TranslateError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

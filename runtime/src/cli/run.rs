@@ -187,7 +187,9 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         .with_context(|| format!("cannot create {}", root.join("bundles").display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let _bundle = BundleDir(dir.clone());
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    // Others may pass (the sandbox's user namespace mounts the root from
+    // inside) but not list.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
     let rootfs = match &args.rootfs {
         Some(r) => r
             .canonicalize()
