@@ -1,6 +1,7 @@
 //! Policies end to end: the shipped profiles validate and run the host's
 //! python3, bad policies are refused with every error positioned, the README
 //! example holds as an attack (in a network namespace of the test's own),
+//! sandbox root is a stranger on the host, each limit takes effect,
 //! `purple run` passes exit codes and signals, cleans up, and
 //! `purple translate` writes bundles purple-oci runs as they are.
 
@@ -608,6 +609,102 @@ fn sandbox_root_is_a_stranger_on_the_host() {
         stderr.contains("user.namespace.enabled: without a user namespace, root in the sandbox is root on the host"),
         "{stderr}"
     );
+}
+
+/// Each limit a policy sets has its effect under `purple run`, and the
+/// summary line names the violation: a scratch tmpfs fills at its size, a
+/// denied system call fails with EPERM, a dropped capability is unusable, a
+/// fork bomb stops at the pids limit, a memory hog is OOM-killed at the memory
+/// limit, and the session timeout ends a sleeping agent.
+#[test]
+fn policy_limits_take_effect_under_run() {
+    let work = tempfile::tempdir().unwrap();
+    let b = TestBundle::new(&["true"]);
+    let rootfs = b.path().join("rootfs");
+    let oci = Oci::new();
+    fs::write(
+        work.path().join("limits.yaml"),
+        "name: limits\n\
+         filesystem:\n  scratch_paths: [{ path: /scratch, size: 1M }]\n\
+         resources:\n  memory_limit_bytes: 64M\n  pids_limit: 16\n\
+         capabilities:\n  default_drop: true\n\
+         syscalls:\n  deny: [mkdir, mkdirat]\n",
+    )
+    .unwrap();
+    fs::write(
+        work.path().join("slow.yaml"),
+        "name: slow\nresources:\n  session_timeout_seconds: 1\n",
+    )
+    .unwrap();
+    let run = |policy: &str, script: &str| {
+        let id = unique_id(policy);
+        let out = purple_in(
+            work.path(),
+            &oci,
+            &[
+                "run",
+                "--profile",
+                &format!("{policy}.yaml"),
+                "--id",
+                &id,
+                "--rootfs",
+                rootfs.to_str().unwrap(),
+                "--no-workdir",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_run_left_nothing(&oci, &id);
+        let (stdout, stderr) = text(&out);
+        (out.status.code(), stdout, stderr)
+    };
+
+    let (code, stdout, stderr) = run(
+        "limits",
+        "dd if=/dev/zero of=/scratch/fill bs=1M count=4 2>&1 | grep -o 'No space left on device'; \
+         mkdir /scratch/d || echo mkdir-denied; \
+         chown 1 /scratch/fill || echo chown-denied; \
+         while :; do sleep 5 & done",
+    );
+    assert_eq!(
+        stdout, "No space left on device\nmkdir-denied\nchown-denied\n",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("mkdir: can't create directory '/scratch/d': Operation not permitted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("chown: /scratch/fill: Operation not permitted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("can't fork"), "{stderr}");
+    assert_eq!(
+        code,
+        Some(2),
+        "the shell gives up when fork fails: {stderr}"
+    );
+    assert!(stderr.contains("purple: exit 2"), "{stderr}");
+    assert!(stderr.contains("resource.pids"), "{stderr}");
+    assert!(stderr.contains("syscall.denied 1"), "{stderr}");
+
+    let (code, _, stderr) = run(
+        "limits",
+        "x=$(head -c 300000000 /dev/zero | tr '\\0' x); echo survived",
+    );
+    assert_eq!(code, Some(137), "{stderr}");
+    assert!(stderr.contains("purple: exit 137"), "{stderr}");
+    assert!(stderr.contains("(resource.oom 1)"), "{stderr}");
+
+    let (code, _, stderr) = run("slow", "sleep 30");
+    assert_eq!(
+        code,
+        Some(137),
+        "pid 1 ignores SIGTERM; SIGKILL follows: {stderr}"
+    );
+    assert!(stderr.contains("(resource.timeout 1)"), "{stderr}");
 }
 
 #[test]
