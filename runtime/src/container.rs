@@ -115,7 +115,22 @@ fn lc(err: LibcontainerError) -> LifecycleError {
         }
         src = s.source();
     }
+    if let Some(init) = init_failure(&format!("{err:?}")).filter(|i| !msg.contains(i)) {
+        msg = format!("{msg}: the container's init failed: {init}");
+    }
     LifecycleError::Libcontainer(msg)
+}
+
+/// The reason the container's init sent before dying. libcontainer keeps it
+/// only inside a `CreateContainerError` that has no `source()`, so when the
+/// runtime was waiting for another message (the seccomp notify fd, say) the
+/// user would read "failed seccomp listener" alone; its `Debug` form still
+/// holds the message.
+fn init_failure(debug: &str) -> Option<String> {
+    let start = debug.find("ExecFailed(\"")? + "ExecFailed(\"".len();
+    let rest = &debug[start..];
+    let end = rest.find("\")")?;
+    Some(rest[..end].replace("\\\"", "\""))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LifecycleError + '_ {
@@ -895,5 +910,20 @@ impl Runtime {
         let json = serde_json::to_vec(&process).expect("process serialises");
         fs::write(&path, json).map_err(io_err(&path))?;
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::init_failure;
+
+    #[test]
+    fn the_init_reason_is_read_from_a_create_error() {
+        let debug = r#"CreateContainerError(MainProcess(SeccompListener(ChannelError(UnexpectedMessage { expected: "SeccompNotify", received: ExecFailed("failed to prepare rootfs") }))), None)"#;
+        assert_eq!(
+            init_failure(debug).as_deref(),
+            Some("failed to prepare rootfs")
+        );
+        assert_eq!(init_failure("InvalidID(\"../x\")"), None);
     }
 }
