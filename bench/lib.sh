@@ -25,6 +25,10 @@ command -v "$RUNC" >/dev/null || { echo "$(basename "$0"): $RUNC missing: apt-ge
 TAG=pb$$
 export BENCH_TAG=$TAG
 WORK=$(mktemp -d /tmp/purple-bench.XXXXXX)
+# Sandboxes in a user namespace mount from inside it: let them pass (not list).
+chmod 711 "$WORK"
+# `purple run` makes the profile's ./output where it runs: here, not in the caller's directory.
+cd "$WORK"
 if [ "$SMOKE" = 1 ]; then OUT=$WORK/results; else OUT=${BENCH_OUT:-$BENCH/results}; fi
 mkdir -p "$OUT"
 
