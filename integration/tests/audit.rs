@@ -12,7 +12,15 @@ use purple_integration::*;
 use purple_runtime::audit;
 use serde_json::json;
 
-fn start(net: &TestNet, oci: &Oci, cmd: &[&str], plan: serde_json::Value) -> (String, TestBundle) {
+/// A started container in `net`'s client namespace with netprobe, `plan` as
+/// its network plan and `audit` (if any) as its `io.purple.audit`.
+fn start(
+    net: &TestNet,
+    oci: &Oci,
+    cmd: &[&str],
+    plan: serde_json::Value,
+    audit: Option<serde_json::Value>,
+) -> (String, TestBundle) {
     let b = TestBundle::new(cmd);
     fs::copy(netprobe(), b.path().join("rootfs/bin/netprobe")).unwrap();
     let netns = net.client_path();
@@ -26,6 +34,9 @@ fn start(net: &TestNet, oci: &Oci, cmd: &[&str], plan: serde_json::Value) -> (St
             "io.purple.network": plan.to_string(),
             "io.purple.policy.name": "test-policy"
         });
+        if let Some(a) = audit {
+            c["annotations"]["io.purple.audit"] = json!(a.to_string());
+        }
     });
     let id = unique_id("audit");
     oci.create(&id, &b, &[]);
@@ -58,10 +69,14 @@ fn blocked_connect_is_recorded_once_and_the_chain_holds() {
         &oci,
         &["sleep", "1000"],
         json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        None,
     );
     let log = audit::default_path(&id);
     let out = oci.run(&["exec", &id, "netprobe", "tcp", "1.1.1.1", "443"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("err EPERM"));
+    // Allowed traffic leaves no record unless the policy asks for it.
+    let out = oci.run(&["exec", &id, "netprobe", "tcp", "10.99.0.1", "80"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
     // The agent cannot reach the log: it is on the host, outside its rootfs.
     let out = oci.run(&[
         "exec",
@@ -82,6 +97,10 @@ fn blocked_connect_is_recorded_once_and_the_chain_holds() {
         .filter(|r| r.kind == "network.blocked")
         .collect();
     assert_eq!(blocked.len(), 1, "{recs:#?}");
+    assert!(
+        !recs.iter().any(|r| r.kind == "network.allowed"),
+        "{recs:#?}"
+    );
     let b = blocked[0];
     assert_eq!(b.comm.as_deref(), Some("netprobe"));
     assert!(b.pid.unwrap() > 0);
@@ -123,6 +142,7 @@ fn burst_of_blocked_connects_is_fully_accounted() {
         &oci,
         &["sleep", "1000"],
         json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        None,
     );
     let out = oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "10000"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("eperm 10000 of 10000"));
@@ -139,11 +159,111 @@ fn burst_of_blocked_connects_is_fully_accounted() {
     let _ = fs::remove_file(&log);
 }
 
+/// An allow-list agent whose policy asks for `network.allowed`.
+fn start_recording_allowed(net: &TestNet, oci: &Oci) -> (String, TestBundle) {
+    start(
+        net,
+        oci,
+        &["sleep", "1000"],
+        json!({"mode": "allow-list", "rules": [{"cidr": "10.99.0.1", "action": "allow"}]}),
+        Some(json!({"record_allowed": true})),
+    )
+}
+
+fn probe(oci: &Oci, id: &str, args: &[&str]) -> String {
+    let mut full = vec!["exec", id, "netprobe"];
+    full.extend_from_slice(args);
+    let out = oci.run(&full);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn allowed_connects_and_datagrams_are_recorded_once_when_asked() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start_recording_allowed(&net, &oci);
+    for (args, verdict) in [
+        (["tcp", "10.99.0.1", "80"], "ok"),
+        // Non-DNS datagrams to 53 are echoed by the test host.
+        (["udp", "10.99.0.1", "53"], "ok pong"),
+        (["tcp", "127.0.0.1", "9"], "err ECONNREFUSED"),
+        (["tcp", "1.1.1.1", "443"], "err EPERM"),
+    ] {
+        let got = probe(&oci, &id, &args);
+        assert!(got.starts_with(verdict), "{args:?}: {got}");
+    }
+    let allowed = delete_and_read(&oci, &id, "network.allowed");
+    // One record per call: the TCP and UDP packets that followed were let
+    // through by the egress hook without records.
+    assert_eq!(allowed.len(), 3, "{allowed:#?}");
+    let find = |hook: &str, dest: &str| {
+        allowed
+            .iter()
+            .find(|r| r.details["hook"] == hook && r.details["destination"] == dest)
+            .unwrap_or_else(|| panic!("no {hook} to {dest} in {allowed:#?}"))
+    };
+    let tcp = find("connect", "10.99.0.1");
+    assert_eq!(tcp.rule.as_deref(), Some("#1 allow 10.99.0.1/32"));
+    assert_eq!(tcp.details["port"], 80);
+    assert_eq!(tcp.details["protocol"], "tcp");
+    assert_eq!(tcp.comm.as_deref(), Some("netprobe"));
+    assert!(tcp.pid.unwrap() > 1);
+    assert_eq!(tcp.policy.as_deref(), Some("test-policy"));
+    assert!(tcp.details["cgroup_id"].as_u64().unwrap() > 0);
+    let udp = find("sendmsg", "10.99.0.1");
+    assert_eq!(udp.rule.as_deref(), Some("#1 allow 10.99.0.1/32"));
+    assert_eq!(
+        (&udp.details["port"], &udp.details["protocol"]),
+        (&json!(53), &json!("udp"))
+    );
+    assert_eq!(udp.comm.as_deref(), Some("netprobe"));
+    let lo = find("connect", "127.0.0.1");
+    assert_eq!(lo.rule.as_deref(), Some("loopback (always allowed)"));
+    assert_eq!(lo.details["port"], 9);
+    // The refused connect is a blocked record only.
+    let log = audit::default_path(&id);
+    let blocked = records_of(&log, "network.blocked");
+    assert_eq!(blocked.len(), 1, "{blocked:#?}");
+    assert_eq!(blocked[0].details["destination"], "1.1.1.1");
+    assert_eq!(blocked[0].rule.as_deref(), Some("default (mode)"));
+    let verified = stdout_ok(run_purple(
+        &oci,
+        &["audit", "verify", "--path", log.to_str().unwrap()],
+    ));
+    assert!(verified.contains("hash chain intact"), "{verified}");
+    let _ = fs::remove_file(&log);
+}
+
+#[test]
+fn burst_of_allowed_connects_is_fully_accounted() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start_recording_allowed(&net, &oci);
+    // Allowed, then refused by the test host's kernel (nothing listens on
+    // 9): 20,000 events at full speed, more than the ring buffer holds.
+    let out = probe(&oci, &id, &["connect-rate", "10.99.0.1", "9", "20000"]);
+    assert!(
+        out.starts_with("connects 20000 failed 20000") && out.contains("ECONNREFUSED"),
+        "{out}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["events", "--stats", &id])).unwrap();
+    let lost = stats["purple"]["network"]["events_lost"].as_u64().unwrap();
+    let allowed = delete_and_read(&oci, &id, "network.allowed");
+    let to_9 = allowed.iter().filter(|r| r.details["port"] == 9).count() as u64;
+    assert_eq!(to_9 + lost, 20000, "recorded {to_9}, lost {lost}");
+    let _ = fs::remove_file(audit::default_path(&id));
+}
+
 #[test]
 fn supervisor_exits_with_its_container() {
     let net = TestNet::new();
     let oci = Oci::new();
-    let (id, _b) = start(&net, &oci, &["sh", "-c", "sleep 0.5"], json!({}));
+    let (id, _b) = start(&net, &oci, &["sh", "-c", "sleep 0.5"], json!({}), None);
     let sup = supervisor_pid(&oci, &id);
     assert!(Path::new(&format!("/proc/{sup}")).exists());
     oci.wait_status(&id, "stopped");

@@ -449,7 +449,12 @@ impl Runtime {
         let dns_config = pdir.join(dns::CONFIG_FILE);
         if let Some(bpf_dir) = &record.bpf_dir {
             let port = resolver.as_ref().map(|r| r.config.port);
-            enforcement.attach(cgroup2_dir.as_deref(), bpf_dir, port)?;
+            enforcement.attach(
+                cgroup2_dir.as_deref(),
+                bpf_dir,
+                port,
+                audit_plan.record_allowed,
+            )?;
             if let Some(r) = &mut resolver {
                 r.install(bpf_dir, &dns_config)
                     .map_err(NetworkError::from)?;

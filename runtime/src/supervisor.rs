@@ -1,5 +1,5 @@
 //! The per-container supervisor: a small daemon `create` starts outside the
-//! container. It turns the eBPF programs' denial events into audit records and
+//! container. It turns the eBPF programs' decision events into audit records and
 //! exits by itself once the container's cgroup is empty and its events are
 //! written; `delete` stops it (SIGTERM, then SIGKILL) if it is still there.
 //! It never holds the container: it is not its parent and not in its cgroup.
@@ -15,6 +15,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
+use purple_policy::plan::Action;
 use purple_policy::supervision::{Alerts, SessionPlan};
 use serde_json::json;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -252,8 +253,12 @@ fn entry(e: &Event, rules: &RuleBook) -> Entry {
         libc::IPPROTO_ICMP => "icmp".to_owned(),
         n => n.to_string(),
     };
+    let kind = match e.action {
+        Action::Allow => "network.allowed",
+        Action::Deny => "network.blocked",
+    };
     Entry {
-        kind: "network.blocked".into(),
+        kind: kind.into(),
         pid: (e.pid != 0).then_some(e.pid),
         comm: (!e.comm.is_empty()).then(|| e.comm.clone()),
         rule: Some(rules.label(e.rule_id)),
