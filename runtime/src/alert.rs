@@ -120,8 +120,16 @@ impl Alerter {
         self.queues.is_empty()
     }
 
+    /// Queues every record but `lifecycle` ones (not violations) for the
+    /// targets, without waiting.
+    pub fn send_violations(&self, records: &[Record]) {
+        for rec in records.iter().filter(|r| r.kind != "lifecycle") {
+            self.send(rec);
+        }
+    }
+
     /// Queues `record` for every target without waiting.
-    pub fn send(&self, record: &Record) {
+    fn send(&self, record: &Record) {
         if self.queues.is_empty() {
             return;
         }

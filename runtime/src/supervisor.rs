@@ -9,6 +9,7 @@ use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -417,8 +418,11 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         .filter_map(|c| Counter::parse(c))
         .collect();
     let mut notifier = args.notifier();
-    let alerter = Alerter::new(&args.alerts.clone().unwrap_or_default())
-        .map_err(|reason| AuditError::Alerts { reason })?;
+    // Shared with the resolver's threads: its dns.denied records are violations too.
+    let alerter = Arc::new(
+        Alerter::new(&args.alerts.clone().unwrap_or_default())
+            .map_err(|reason| AuditError::Alerts { reason })?,
+    );
     let mut session = Session {
         plan: args.session.clone().unwrap_or_default(),
         cgroup2: args.cgroup2.clone(),
@@ -438,17 +442,14 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             log: &args.log,
             id: &args.id,
             policy: args.policy.as_deref(),
+            alerter: Arc::clone(&alerter),
         };
         if let Err(e) = crate::dns::serve(config, pins, args.cgroup2.as_deref(), target) {
             log.append(&[crate::dns::failure(&e)])?;
         }
     }
     let write = |log: &mut AuditLog, entries: &[Entry]| -> Result<(), AuditError> {
-        for rec in log.append(entries)? {
-            if rec.kind != "lifecycle" {
-                alerter.send(&rec);
-            }
-        }
+        alerter.send_violations(&log.append(entries)?);
         Ok(())
     };
     loop {
