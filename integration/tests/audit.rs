@@ -159,14 +159,18 @@ fn burst_of_blocked_connects_is_fully_accounted() {
     let _ = fs::remove_file(&log);
 }
 
-/// An allow-list agent whose policy asks for `network.allowed`.
-fn start_recording_allowed(net: &TestNet, oci: &Oci) -> (String, TestBundle) {
+/// An allow-list agent whose policy asks for `network.allowed`, alerting `alerts`.
+fn start_recording_allowed(
+    net: &TestNet,
+    oci: &Oci,
+    alerts: serde_json::Value,
+) -> (String, TestBundle) {
     start(
         net,
         oci,
         &["sleep", "1000"],
         json!({"mode": "allow-list", "rules": [{"cidr": "10.99.0.1", "action": "allow"}]}),
-        Some(json!({"record_allowed": true})),
+        Some(json!({"record_allowed": true, "alerts": alerts})),
     )
 }
 
@@ -185,7 +189,10 @@ fn probe(oci: &Oci, id: &str, args: &[&str]) -> String {
 fn allowed_connects_and_datagrams_are_recorded_once_when_asked() {
     let net = TestNet::new();
     let oci = Oci::new();
-    let (id, _b) = start_recording_allowed(&net, &oci);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("alerts.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (id, _b) = start_recording_allowed(&net, &oci, json!({"unix_socket": sock}));
     for (args, verdict) in [
         (["tcp", "10.99.0.1", "80"], "ok"),
         // Non-DNS datagrams to 53 are echoed by the test host.
@@ -196,6 +203,15 @@ fn allowed_connects_and_datagrams_are_recorded_once_when_asked() {
         let got = probe(&oci, &id, &args);
         assert!(got.starts_with(verdict), "{args:?}: {got}");
     }
+    // Allowed connections are not violations: the only alert is the block.
+    let (conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let alerts: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(conn))
+        .map_while(Result::ok)
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(alerts[0].contains("\"network.blocked\""), "{alerts:#?}");
     let allowed = delete_and_read(&oci, &id, "network.allowed");
     // One record per call: the TCP and UDP packets that followed were let
     // through by the egress hook without records.
@@ -242,7 +258,7 @@ fn allowed_connects_and_datagrams_are_recorded_once_when_asked() {
 fn burst_of_allowed_connects_is_fully_accounted() {
     let net = TestNet::new();
     let oci = Oci::new();
-    let (id, _b) = start_recording_allowed(&net, &oci);
+    let (id, _b) = start_recording_allowed(&net, &oci, json!({}));
     // Allowed, then refused by the test host's kernel (nothing listens on
     // 9): 20,000 events at full speed, more than the ring buffer holds.
     let out = probe(&oci, &id, &["connect-rate", "10.99.0.1", "9", "20000"]);
