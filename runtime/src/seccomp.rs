@@ -288,8 +288,9 @@ fn oci_name(action: LinuxSeccompAction) -> String {
 }
 
 /// The listener side of `linux.seccomp.listenerPath`: accepts the notify fd
-/// libcontainer sends for init (and for every `exec`), then answers the calls
-/// on all of them. `create` runs one while libcontainer builds the container
+/// libcontainer sends for init and the ones Purple's executor sends for
+/// `exec`'d processes (`crate::tenant`), then answers the calls on all of
+/// them. `create` runs one while libcontainer builds the container
 /// (init's calls between loading the filter and exec must be answered, or
 /// the build would wait forever), then hands its fds to the supervisor.
 pub struct Notifier {
