@@ -433,6 +433,15 @@ fn kill_action_kills_the_caller() {
 #[test]
 fn exec_denials_are_recorded_like_inits() {
     let (oci, id, _b) = start_with(&["sleep", "1000"], |_| {});
+    // A connection that has not sent its fd yet (as an exec's, until its
+    // executor runs) must not hold up the supervisor's other work.
+    let socket = oci
+        .root
+        .path()
+        .join(".purple")
+        .join(&id)
+        .join("seccomp.sock");
+    let _idle = std::os::unix::net::UnixStream::connect(socket).unwrap();
     let out = oci.run(&[
         "exec",
         &id,

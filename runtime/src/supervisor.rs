@@ -464,7 +464,10 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             if let Some((_, fd)) = &init {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
-            let raw: Vec<_> = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
+            let raw: Vec<_> = notifier
+                .as_ref()
+                .map(Notifier::wait_fds)
+                .unwrap_or_default();
             // SAFETY: the notifier owns these fds for the whole loop iteration.
             let borrowed: Vec<_> = raw
                 .iter()
