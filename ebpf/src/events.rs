@@ -43,7 +43,9 @@ pub struct Event {
     /// 0 when the skb hook decided (no task context there).
     pub pid: u32,
     pub comm: String,
-    /// 0: the mode's default; otherwise the 1-based index into the plan's effective rules.
+    /// 0: the mode's default; [`crate::maps::RULE_DNS`],
+    /// [`crate::maps::RULE_LOOPBACK`]; otherwise the 1-based index into the
+    /// plan's effective rules (then its domains).
     pub rule_id: u32,
     /// What the rule decided (allowed events only come when asked for).
     pub action: Action,
