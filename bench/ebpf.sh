@@ -6,8 +6,10 @@
 #   sudo bench/ebpf.sh [--smoke]
 #
 # Cases: no programs (a runc container; iperf3 in the caller's own cgroup),
-# then purple-oci with 0 extra rules (only the default metadata rules), 100 and
-# 10,000 random /32 and /24 deny rules that do not cover the server.
+# then purple-oci with 0 extra rules (only the default metadata rules), the
+# same with `network.allowed` recorded (every allowed connect an event and an
+# audit record), 100 and 10,000 random /32 and /24 deny rules that do not
+# cover the server.
 # connect rate: `netprobe connect-rate` (integration/probe/netprobe.c, static) exec'd in
 # the sleeping container. Throughput: iperf3 is dynamic and not in the busybox
 # rootfs, so the iperf3 client runs with `ip netns exec CLIENT` and moves itself
@@ -19,8 +21,9 @@ source "$(dirname "$0")/lib.sh"
 need iperf3 cc ip python3
 
 REPS=3 CONNECTS=${CONNECTS:-20000} SECS=${IPERF_SECONDS:-5}
-CASES="0 100 10000"
-if [ "$SMOKE" = 1 ]; then REPS=1 CONNECTS=500 SECS=1 CASES="0 100"; fi
+# A case is a rule count; a trailing r records network.allowed too.
+CASES="0 0r 100 10000"
+if [ "$SMOKE" = 1 ]; then REPS=1 CONNECTS=500 SECS=1 CASES="0 0r 100"; fi
 
 srv=10.201.0.2 port=9000
 cns=${TAG}c sns=${TAG}s
@@ -40,12 +43,12 @@ mkdir -p "$rr" "$pr"
 on_exit remove_all "$RUNC" "$rr" "$TAG"
 on_exit remove_all "$PURPLE_OCI" "$pr" "$TAG"
 
-# mkbundle NAME [PLAN_FILE]
+# mkbundle NAME [PLAN_FILE [CONFIG_OPTION...]]
 mkbundle() {
   local b=$WORK/$1
   bundle "$b" sleep 3600
   cp "$WORK/netprobe" "$b/rootfs/netprobe"
-  py config "$b/config.json" --netns "/var/run/netns/$cns" ${2:+--plan "$2"}
+  py config "$b/config.json" --netns "/var/run/netns/$cns" ${2:+--plan "$2"} "${@:3}"
   echo "$b"
 }
 
@@ -60,18 +63,19 @@ self_cg=/sys/fs/cgroup/unified$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup)
 log "iperf3 baseline runs in the caller's cgroup2 $self_cg: $(bpftool cgroup show "$self_cg" effective 2>/dev/null | tail -n +2 | wc -l) effective BPF programs"
 labels+=("no programs (runc)") rts+=("$RUNC") roots+=("$rr") ids+=("${TAG}r") cgs+=("")
 
-for n in $CASES; do
-  plan=""
+for c in $CASES; do
+  n=${c%r} plan="" rec=() label="purple-oci, ${c%r} extra rules"
+  if [ "$c" != "$n" ]; then rec=(--record-allowed) label="$label, network.allowed recorded"; fi
   if [ "$n" != 0 ]; then py plan "$n" > "$WORK/plan$n.json"; plan=$WORK/plan$n.json; fi
-  b=$(mkbundle "p$n" $plan)
-  id=${TAG}p$n
-  log "purple-oci, $n extra rules"
+  b=$(mkbundle "p$c" "$plan" "${rec[@]}")
+  id=${TAG}p$c
+  log "$label"
   "$PURPLE_OCI" --root "$pr" create -b "$b" "$id" >/dev/null 2>&1 < /dev/null
   "$PURPLE_OCI" --root "$pr" start "$id"
   cg=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cgroup2_dir"])' "$pr/.purple/$id/record.json")
   nprog=$(bpftool cgroup show "$cg" | tail -n +2 | wc -l)
   [ "$nprog" -ge 5 ] || { log "expected 5 programs on $cg, found $nprog"; exit 1; }
-  labels+=("purple-oci, $n extra rules") rts+=("$PURPLE_OCI") roots+=("$pr") ids+=("$id") cgs+=("$cg")
+  labels+=("$label") rts+=("$PURPLE_OCI") roots+=("$pr") ids+=("$id") cgs+=("$cg")
 done
 
 declare -A rates gbits

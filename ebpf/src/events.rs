@@ -1,6 +1,9 @@
-//! Blocked-connection events from the `events` ring buffer.
+//! Decision events from the `events` ring buffer: every denial, and allowed
+//! connect/sendmsg calls when the container's config asks for them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use purple_policy::plan::Action;
 
 /// `struct purple_event` from `bpf/purple.h`.
 #[repr(C)]
@@ -40,8 +43,12 @@ pub struct Event {
     /// 0 when the skb hook decided (no task context there).
     pub pid: u32,
     pub comm: String,
-    /// 0: the mode's default; otherwise the 1-based index into the plan's effective rules.
+    /// 0: the mode's default; [`crate::maps::RULE_DNS`],
+    /// [`crate::maps::RULE_LOOPBACK`]; otherwise the 1-based index into the
+    /// plan's effective rules (then its domains).
     pub rule_id: u32,
+    /// What the rule decided (allowed events only come when asked for).
+    pub action: Action,
     pub hook: Hook,
     pub protocol: u8,
     pub daddr: IpAddr,
@@ -77,6 +84,11 @@ impl Event {
             pid: raw.pid,
             comm: String::from_utf8_lossy(&raw.comm[..end]).into_owned(),
             rule_id: raw.rule_id,
+            action: if raw.action == 0 {
+                Action::Allow
+            } else {
+                Action::Deny
+            },
             hook: match raw.hook {
                 1 => Hook::Connect4,
                 2 => Hook::Connect6,
@@ -126,8 +138,8 @@ mod tests {
         let e = Event::parse(bytes).unwrap();
         assert_eq!(e.daddr, "1.1.1.1".parse::<IpAddr>().unwrap());
         assert_eq!(
-            (e.pid, e.comm.as_str(), e.dport, e.hook),
-            (3, "curl", 443, Hook::Connect4)
+            (e.pid, e.comm.as_str(), e.dport, e.hook, e.action),
+            (3, "curl", 443, Hook::Connect4, Action::Deny)
         );
         assert!(Event::parse(&bytes[..10]).is_none());
     }

@@ -5,7 +5,9 @@
 //! Hooks: `cgroup/connect4|6` and `cgroup/sendmsg4|6` refuse a denied
 //! destination with EPERM at the system call; `cgroup_skb/egress` drops
 //! packets that never pass those calls (raw sockets, ICMP). Rules live in two
-//! LPM tries (IPv4, IPv6); the most specific prefix decides. With a resolver
+//! LPM tries (IPv4, IPv6); the most specific prefix decides. Denials emit an
+//! event on the `events` ring buffer, and so do allowed connect/sendmsg calls
+//! when the config asks (never allowed packets). With a resolver
 //! configured, `cgroup/recvmsg4|6` make its answers look as if they came from
 //! the server the program asked.
 //!
@@ -13,7 +15,8 @@
 //! use purple_policy::plan::NetworkPlan;
 //! let plan = NetworkPlan::default(); // blocks cloud metadata
 //! let pins = std::path::Path::new("/sys/fs/bpf/purple/demo");
-//! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, plan.mode, &plan.effective_rules(), None)?;
+//! let config = purple_ebpf::maps::Config::new(plan.mode, None, false);
+//! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, config, &plan.effective_rules())?;
 //! println!("{:?}", purple_ebpf::stats(pins)?);
 //! purple_ebpf::detach(pins)?;
 //! # Ok::<(), purple_ebpf::EbpfError>(())

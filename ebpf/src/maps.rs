@@ -31,13 +31,16 @@ pub struct RuleValue {
 
 /// `PURPLE_RULE_DNS`: the rule id of DNS sent past Purple's resolver.
 pub const RULE_DNS: u32 = MAX_RULES as u32 + 1;
+/// `PURPLE_RULE_LOOPBACK`: the rule id of loopback, always allowed.
+pub const RULE_LOOPBACK: u32 = MAX_RULES as u32 + 2;
 
 /// `struct purple_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Config {
     pub mode: u8,
-    pub pad: u8,
+    /// 1: allowed connect/sendmsg decisions emit events too (`network.allowed`).
+    pub record_allowed: u8,
     /// The resolver's port on 127.0.0.1, network byte order; 0: none.
     pub dns_port: u16,
     pub pad2: u32,
@@ -63,15 +66,16 @@ pub enum RuleError {
 }
 
 impl Config {
-    /// `dns_port`: the port of the resolver every DNS query is sent to, if any.
-    pub fn new(mode: Mode, dns_port: Option<u16>) -> Self {
+    /// `dns_port`: the port of the resolver every DNS query is sent to, if
+    /// any; `record_allowed`: emit events for allowed calls too.
+    pub fn new(mode: Mode, dns_port: Option<u16>, record_allowed: bool) -> Self {
         let mode = match mode {
             Mode::DenyList => 0,
             Mode::AllowList => 1,
         };
         Self {
             mode,
-            pad: 0,
+            record_allowed: u8::from(record_allowed),
             dns_port: dns_port.map_or(0, u16::to_be),
             pad2: 0,
         }

@@ -16,7 +16,7 @@ use aya::programs::{
 };
 use aya::{Ebpf, EbpfLoader};
 use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
-use purple_policy::plan::{Mode, Rule};
+use purple_policy::plan::Rule;
 
 use crate::maps::{key_data, Config, KeyData, RuleError, RuleValue, MAX_RULES};
 use crate::EbpfError;
@@ -114,22 +114,22 @@ fn pin_link(link: FdLink, pin_dir: &Path, name: &str) -> Result<(), EbpfError> {
     Ok(())
 }
 
-/// Loads the programs, fills the maps with `rules` under `mode`, attaches every
-/// hook to `cgroup_dir` and pins links and maps under `pin_dir`. With
-/// `dns_port`, every DNS query is sent to the resolver listening on
-/// 127.0.0.1:`dns_port` in the container's network namespace, and DNS to any
-/// other server is refused. On failure everything pinned so far is removed
-/// again (fail closed: the caller must not start the container).
+/// Loads the programs, fills the maps with `rules` under `config` (mode,
+/// resolver, allowed events), attaches every hook to `cgroup_dir` and pins
+/// links and maps under `pin_dir`. With a resolver port, every DNS query is
+/// sent to the resolver listening on 127.0.0.1:port in the container's
+/// network namespace, and DNS to any other server is refused. On failure
+/// everything pinned so far is removed again (fail closed: the caller must
+/// not start the container).
 pub fn attach(
     cgroup_dir: &Path,
     pin_dir: &Path,
-    mode: Mode,
+    config: Config,
     rules: &[Rule],
-    dns_port: Option<u16>,
 ) -> Result<(), EbpfError> {
     ensure_bpffs()?;
     fs::create_dir_all(pin_dir).map_err(io_err(format!("create {}", pin_dir.display())))?;
-    let attached = attach_pinned(cgroup_dir, pin_dir, Config::new(mode, dns_port), rules);
+    let attached = attach_pinned(cgroup_dir, pin_dir, config, rules);
     if attached.is_err() {
         if let Err(e) = detach(pin_dir) {
             tracing::warn!("cleanup of {} after failed attach: {e}", pin_dir.display());

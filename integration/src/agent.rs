@@ -50,10 +50,18 @@ pub fn agent_bundle(net: &TestNet, plan: Option<Value>, resolv_conf: &str) -> Te
 
 impl Agent {
     pub fn start(net: &TestNet, plan: Option<Value>) -> Self {
-        let oci = Oci::new();
         // The container's nameserver is a test address that is not the
         // upstream resolver: an answer there proves Purple's resolver gave it.
-        let b = agent_bundle(net, plan, &format!("nameserver {CONTAINER_NAMESERVER}\n"));
+        Self::from_bundle(agent_bundle(
+            net,
+            plan,
+            &format!("nameserver {CONTAINER_NAMESERVER}\n"),
+        ))
+    }
+
+    /// Creates and starts a container of `b` (an [`agent_bundle`], edited).
+    pub fn from_bundle(b: TestBundle) -> Self {
+        let oci = Oci::new();
         let id = unique_id("net");
         oci.create(&id, &b, &[]);
         oci.ok(&["start", &id]);

@@ -12,7 +12,15 @@ use purple_integration::*;
 use purple_runtime::audit;
 use serde_json::json;
 
-fn start(net: &TestNet, oci: &Oci, cmd: &[&str], plan: serde_json::Value) -> (String, TestBundle) {
+/// A started container in `net`'s client namespace with netprobe, `plan` as
+/// its network plan and `audit` (if any) as its `io.purple.audit`.
+fn start(
+    net: &TestNet,
+    oci: &Oci,
+    cmd: &[&str],
+    plan: serde_json::Value,
+    audit: Option<serde_json::Value>,
+) -> (String, TestBundle) {
     let b = TestBundle::new(cmd);
     fs::copy(netprobe(), b.path().join("rootfs/bin/netprobe")).unwrap();
     let netns = net.client_path();
@@ -26,6 +34,9 @@ fn start(net: &TestNet, oci: &Oci, cmd: &[&str], plan: serde_json::Value) -> (St
             "io.purple.network": plan.to_string(),
             "io.purple.policy.name": "test-policy"
         });
+        if let Some(a) = audit {
+            c["annotations"]["io.purple.audit"] = json!(a.to_string());
+        }
     });
     let id = unique_id("audit");
     oci.create(&id, &b, &[]);
@@ -58,10 +69,14 @@ fn blocked_connect_is_recorded_once_and_the_chain_holds() {
         &oci,
         &["sleep", "1000"],
         json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        None,
     );
     let log = audit::default_path(&id);
     let out = oci.run(&["exec", &id, "netprobe", "tcp", "1.1.1.1", "443"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("err EPERM"));
+    // Allowed traffic leaves no record unless the policy asks for it.
+    let out = oci.run(&["exec", &id, "netprobe", "tcp", "10.99.0.1", "80"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok"));
     // The agent cannot reach the log: it is on the host, outside its rootfs.
     let out = oci.run(&[
         "exec",
@@ -82,6 +97,10 @@ fn blocked_connect_is_recorded_once_and_the_chain_holds() {
         .filter(|r| r.kind == "network.blocked")
         .collect();
     assert_eq!(blocked.len(), 1, "{recs:#?}");
+    assert!(
+        !recs.iter().any(|r| r.kind == "network.allowed"),
+        "{recs:#?}"
+    );
     let b = blocked[0];
     assert_eq!(b.comm.as_deref(), Some("netprobe"));
     assert!(b.pid.unwrap() > 0);
@@ -123,6 +142,7 @@ fn burst_of_blocked_connects_is_fully_accounted() {
         &oci,
         &["sleep", "1000"],
         json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        None,
     );
     let out = oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "10000"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("eperm 10000 of 10000"));
@@ -139,11 +159,127 @@ fn burst_of_blocked_connects_is_fully_accounted() {
     let _ = fs::remove_file(&log);
 }
 
+/// An allow-list agent whose policy asks for `network.allowed`, alerting `alerts`.
+fn start_recording_allowed(
+    net: &TestNet,
+    oci: &Oci,
+    alerts: serde_json::Value,
+) -> (String, TestBundle) {
+    start(
+        net,
+        oci,
+        &["sleep", "1000"],
+        json!({"mode": "allow-list", "rules": [{"cidr": "10.99.0.1", "action": "allow"}]}),
+        Some(json!({"record_allowed": true, "alerts": alerts})),
+    )
+}
+
+fn probe(oci: &Oci, id: &str, args: &[&str]) -> String {
+    let mut full = vec!["exec", id, "netprobe"];
+    full.extend_from_slice(args);
+    let out = oci.run(&full);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn allowed_connects_and_datagrams_are_recorded_once_when_asked() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("alerts.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let (id, _b) = start_recording_allowed(&net, &oci, json!({"unix_socket": sock}));
+    for (args, verdict) in [
+        (["tcp", "10.99.0.1", "80"], "ok"),
+        // Non-DNS datagrams to 53 are echoed by the test host.
+        (["udp", "10.99.0.1", "53"], "ok pong"),
+        (["tcp", "127.0.0.1", "9"], "err ECONNREFUSED"),
+        (["tcp", "1.1.1.1", "443"], "err EPERM"),
+    ] {
+        let got = probe(&oci, &id, &args);
+        assert!(got.starts_with(verdict), "{args:?}: {got}");
+    }
+    // Allowed connections are not violations: the only alert is the block.
+    let (conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let alerts: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(conn))
+        .map_while(Result::ok)
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(alerts[0].contains("\"network.blocked\""), "{alerts:#?}");
+    let allowed = delete_and_read(&oci, &id, "network.allowed");
+    // One record per call: the TCP and UDP packets that followed were let
+    // through by the egress hook without records.
+    assert_eq!(allowed.len(), 3, "{allowed:#?}");
+    let find = |hook: &str, dest: &str| {
+        allowed
+            .iter()
+            .find(|r| r.details["hook"] == hook && r.details["destination"] == dest)
+            .unwrap_or_else(|| panic!("no {hook} to {dest} in {allowed:#?}"))
+    };
+    let tcp = find("connect", "10.99.0.1");
+    assert_eq!(tcp.rule.as_deref(), Some("#1 allow 10.99.0.1/32"));
+    assert_eq!(tcp.details["port"], 80);
+    assert_eq!(tcp.details["protocol"], "tcp");
+    assert_eq!(tcp.comm.as_deref(), Some("netprobe"));
+    assert!(tcp.pid.unwrap() > 1);
+    assert_eq!(tcp.policy.as_deref(), Some("test-policy"));
+    assert!(tcp.details["cgroup_id"].as_u64().unwrap() > 0);
+    let udp = find("sendmsg", "10.99.0.1");
+    assert_eq!(udp.rule.as_deref(), Some("#1 allow 10.99.0.1/32"));
+    assert_eq!(
+        (&udp.details["port"], &udp.details["protocol"]),
+        (&json!(53), &json!("udp"))
+    );
+    assert_eq!(udp.comm.as_deref(), Some("netprobe"));
+    let lo = find("connect", "127.0.0.1");
+    assert_eq!(lo.rule.as_deref(), Some("loopback (always allowed)"));
+    assert_eq!(lo.details["port"], 9);
+    // The refused connect is a blocked record only.
+    let log = audit::default_path(&id);
+    let blocked = records_of(&log, "network.blocked");
+    assert_eq!(blocked.len(), 1, "{blocked:#?}");
+    assert_eq!(blocked[0].details["destination"], "1.1.1.1");
+    assert_eq!(blocked[0].rule.as_deref(), Some("default (mode)"));
+    let verified = stdout_ok(run_purple(
+        &oci,
+        &["audit", "verify", "--path", log.to_str().unwrap()],
+    ));
+    assert!(verified.contains("hash chain intact"), "{verified}");
+    let _ = fs::remove_file(&log);
+}
+
+#[test]
+fn burst_of_allowed_connects_is_fully_accounted() {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start_recording_allowed(&net, &oci, json!({}));
+    // Allowed, then refused by the test host's kernel (nothing listens on
+    // 9): 20,000 events at full speed, more than the ring buffer holds.
+    let out = probe(&oci, &id, &["connect-rate", "10.99.0.1", "9", "20000"]);
+    assert!(
+        out.starts_with("connects 20000 failed 20000") && out.contains("ECONNREFUSED"),
+        "{out}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["events", "--stats", &id])).unwrap();
+    let lost = stats["purple"]["network"]["events_lost"].as_u64().unwrap();
+    let allowed = delete_and_read(&oci, &id, "network.allowed");
+    let to_9 = allowed.iter().filter(|r| r.details["port"] == 9).count() as u64;
+    assert_eq!(to_9 + lost, 20000, "recorded {to_9}, lost {lost}");
+    let _ = fs::remove_file(audit::default_path(&id));
+}
+
 #[test]
 fn supervisor_exits_with_its_container() {
     let net = TestNet::new();
     let oci = Oci::new();
-    let (id, _b) = start(&net, &oci, &["sh", "-c", "sleep 0.5"], json!({}));
+    let (id, _b) = start(&net, &oci, &["sh", "-c", "sleep 0.5"], json!({}), None);
     let sup = supervisor_pid(&oci, &id);
     assert!(Path::new(&format!("/proc/{sup}")).exists());
     oci.wait_status(&id, "stopped");
@@ -291,6 +427,83 @@ fn kill_action_kills_the_caller() {
         denied[0].rule.as_deref(),
         Some("seccomp #2 SCMP_ACT_KILL_PROCESS")
     );
+    let _ = fs::remove_file(audit::default_path(&id));
+}
+
+#[test]
+fn exec_denials_are_recorded_like_inits() {
+    let (oci, id, _b) = start_with(&["sleep", "1000"], |_| {});
+    // A connection that has not sent its fd yet (as an exec's, until its
+    // executor runs) must not hold up the supervisor's other work.
+    let socket = oci
+        .root
+        .path()
+        .join(".purple")
+        .join(&id)
+        .join("seccomp.sock");
+    let _idle = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let out = oci.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mkdir /tmp/e; echo rc=$?; hostname evil; echo rc2=$?",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rc=1") && stdout.contains("rc2=137"),
+        "{out:?}"
+    );
+    // The exec'd process holds neither the notify fd (it could answer its
+    // own calls) nor the connection that carried it.
+    let fds = oci.ok(&["exec", &id, "sh", "-c", "ls -l /proc/$$/fd"]);
+    assert!(
+        !fds.contains("seccomp") && !fds.contains("socket:"),
+        "{fds}"
+    );
+    let denied = delete_and_read(&oci, &id, "syscall.denied");
+    assert_eq!(denied.len(), 2, "{denied:#?}");
+    let mkdir = &denied[0];
+    assert!(mkdir.details["syscall"] == "mkdir" || mkdir.details["syscall"] == "mkdirat");
+    assert_eq!(mkdir.comm.as_deref(), Some("mkdir"));
+    assert!(mkdir.pid.unwrap() > 1);
+    assert_eq!(mkdir.details["action"], "errno");
+    assert_eq!(mkdir.details["errno"], 1);
+    assert_eq!(mkdir.rule.as_deref(), Some("seccomp #1 SCMP_ACT_ERRNO"));
+    assert_eq!(mkdir.policy.as_deref(), Some("test-policy"));
+    let kill = &denied[1];
+    assert_eq!(kill.details["syscall"], "sethostname");
+    assert_eq!(kill.details["action"], "kill");
+    assert_eq!(kill.comm.as_deref(), Some("hostname"));
+    assert_eq!(
+        kill.rule.as_deref(),
+        Some("seccomp #2 SCMP_ACT_KILL_PROCESS")
+    );
+    let log = audit::default_path(&id);
+    assert!(stdout_ok(run_purple(
+        &oci,
+        &["audit", "verify", "--path", log.to_str().unwrap()]
+    ))
+    .contains("hash chain intact"));
+    let _ = fs::remove_file(&log);
+}
+
+#[test]
+fn exec_is_still_filtered_once_the_supervisor_is_gone() {
+    let (oci, id, _b) = start_with(&["sleep", "1000"], |_| {});
+    let sup = supervisor_pid(&oci, &id);
+    // SAFETY: kill(2) on the supervisor this test's container started.
+    assert_eq!(unsafe { libc::kill(sup as i32, libc::SIGKILL) }, 0);
+    wait_gone(sup);
+    let out = oci.run(&["exec", &id, "sh", "-c", "mkdir /tmp/f; echo rc=$?"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rc=1"),
+        "{out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    oci.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&oci, &id);
     let _ = fs::remove_file(audit::default_path(&id));
 }
 

@@ -7,8 +7,10 @@
 //! only 10.200.0.2 is the plan's upstream.
 
 use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixListener;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use purple_integration::agent::{
     agent_bundle, assert_eperm, assert_ok, Agent, CONTAINER_NAMESERVER,
@@ -287,4 +289,70 @@ fn a_resolver_that_cannot_work_fails_create_closed() {
             .join(&id)
             .exists());
     }
+}
+
+#[test]
+fn denied_names_reach_the_alert_targets_live() {
+    let net = TestNet::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("alerts.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let b = agent_bundle(
+        &net,
+        Some(allow_list()),
+        &format!("nameserver {CONTAINER_NAMESERVER}\n"),
+    );
+    b.edit(|c| {
+        c["annotations"]["io.purple.audit"] =
+            json!(json!({"alerts": {"unix_socket": sock}}).to_string());
+    });
+    let a = Agent::from_bundle(b);
+    // One A query, straight to a server of the agent's choosing.
+    let v = a.probe(&["dns", "udp", "10.99.1.1", "53", "evil.test"]);
+    assert!(v.starts_with("nxdomain"), "{v}");
+    let asked = Instant::now();
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    asked.elapsed() < Duration::from_secs(1),
+                    "no alert within 1 s"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut lines = BufReader::new(conn);
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let alert: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(alert["kind"], "dns.denied", "{alert}");
+    assert_eq!(alert["details"]["name"], "evil.test");
+    assert_eq!(alert["rule"], "allow-list: no allowed domain matches");
+    assert_eq!(alert["comm"], "netprobe");
+    // Exactly once: nothing else comes on the connection.
+    line.clear();
+    let more = lines.read_line(&mut line);
+    assert!(more.is_err() || line.is_empty(), "a second alert: {line}");
+
+    let denied: Vec<Value> = a
+        .audit_log()
+        .into_iter()
+        .filter(|r| r["kind"] == "dns.denied")
+        .collect();
+    assert_eq!(denied, vec![alert], "the alert is the record as written");
+    let log = purple_runtime::audit::default_path(&a.id);
+    a.delete();
+    purple_runtime::audit::verify(&log).unwrap();
+    let _ = fs::remove_file(&log);
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use purple_policy::supervision::Alerts;
 
-use crate::audit::Record;
+use crate::audit::{is_violation, Record};
 
 /// Alerts waiting per target; beyond that they are dropped and counted.
 pub const QUEUE: usize = 1024;
@@ -120,8 +120,15 @@ impl Alerter {
         self.queues.is_empty()
     }
 
+    /// Queues the violations among `records` for the targets, without waiting.
+    pub fn send_violations(&self, records: &[Record]) {
+        for rec in records.iter().filter(|r| is_violation(&r.kind)) {
+            self.send(rec);
+        }
+    }
+
     /// Queues `record` for every target without waiting.
-    pub fn send(&self, record: &Record) {
+    fn send(&self, record: &Record) {
         if self.queues.is_empty() {
             return;
         }

@@ -270,13 +270,21 @@ pub fn parse_lines(path: &Path, text: &[u8], first_line: usize) -> Result<Vec<Re
         .collect()
 }
 
+/// Whether records of `kind` are violations (counted as such and sent to the
+/// alert targets): all but lifecycle events and the allowed connections a
+/// policy asks to have recorded.
+pub fn is_violation(kind: &str) -> bool {
+    !matches!(kind, "lifecycle" | "network.allowed")
+}
+
 /// Counts of a log's records: violations by kind and by the rule that
 /// decided, and the lifecycle events. `purple audit summary` prints it, and
 /// `purple run` when the agent exits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub records: usize,
-    /// Every kind but `lifecycle`, with its count.
+    /// Every kind but `lifecycle`, with its count (`network.allowed` too,
+    /// which is not a violation).
     pub kinds: std::collections::BTreeMap<String, u64>,
     /// (kind, rule) with its count; records without a rule count under "-".
     pub rules: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
@@ -320,7 +328,11 @@ impl Summary {
 
     /// Violations in all.
     pub fn violations(&self) -> u64 {
-        self.kinds.values().sum()
+        self.kinds
+            .iter()
+            .filter(|(k, _)| is_violation(k))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -382,18 +394,20 @@ mod tests {
             denied("seccomp #1 SCMP_ACT_ERRNO"),
             denied("seccomp #2 SCMP_ACT_KILL"),
             Entry::new("resource.oom", json!({"count": 3})),
+            Entry::new("network.allowed", json!({})),
             Entry::new("lifecycle", json!({"event": "exited", "code": 2})),
         ])
         .unwrap();
         let s = summary(&p).unwrap();
-        assert_eq!(s.records, 6);
+        assert_eq!(s.records, 7);
         assert_eq!(s.violations(), 6);
+        assert_eq!(s.kinds["network.allowed"], 1);
         assert_eq!(s.kinds["syscall.denied"], 3);
         assert_eq!(s.rules["syscall.denied"]["seccomp #1 SCMP_ACT_ERRNO"], 2);
         assert_eq!(s.rules["resource.oom"]["-"], 3);
         assert_eq!(s.lifecycle, ["started", "exited (code 2)"]);
         let text = s.to_string();
-        assert!(text.starts_with("6 records, 6 violations\n"), "{text}");
+        assert!(text.starts_with("7 records, 6 violations\n"), "{text}");
         assert!(text.contains("lifecycle: started, exited (code 2)"));
     }
 

@@ -172,6 +172,8 @@ fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
 
 /// The seccomp rules' original actions, next to the record.
 const SECCOMP_PROFILE: &str = "seccomp.json";
+/// The supervisor's seccomp listener (`linux.seccomp.listenerPath`), next to the record.
+const SECCOMP_SOCKET: &str = "seccomp.sock";
 
 /// Where the container's audit log goes: the plan's `log_path`, which must
 /// be an absolute host path the agent cannot reach, or the default.
@@ -464,7 +466,12 @@ impl Runtime {
         let dns_config = pdir.join(dns::CONFIG_FILE);
         if let Some(bpf_dir) = &record.bpf_dir {
             let port = resolver.as_ref().map(|r| r.config.port);
-            enforcement.attach(cgroup2_dir.as_deref(), bpf_dir, port)?;
+            enforcement.attach(
+                cgroup2_dir.as_deref(),
+                bpf_dir,
+                port,
+                audit_plan.record_allowed,
+            )?;
             if let Some(r) = &mut resolver {
                 r.install(bpf_dir, &dns_config)
                     .map_err(NetworkError::from)?;
@@ -532,7 +539,7 @@ impl Runtime {
         spec: &mut Spec,
         pdir: &Path,
     ) -> Result<Option<Interim>, LifecycleError> {
-        let socket = pdir.join("seccomp.sock");
+        let socket = pdir.join(SECCOMP_SOCKET);
         let Some(profile) = seccomp::rewrite(spec, &socket) else {
             return Ok(None);
         };
@@ -864,12 +871,23 @@ impl Runtime {
             .with_preserved_fds(opts.preserve_fds);
         let filter = pdir.join(tenant::SECCOMP_FILE);
         if let Ok(json) = fs::read(&filter) {
-            let seccomp =
+            let plain =
                 serde_json::from_slice(&json).map_err(|e| LifecycleError::Inconsistent {
                     id: id.clone(),
                     reason: format!("{} is unreadable: {e}", filter.display()),
                 })?;
-            base = base.with_executor(tenant::FilteredExecutor { seccomp });
+            // The effective bundle holds the filter rewritten to notify, when
+            // Purple rewrote it (a bundle's own listener is left alone).
+            let socket = pdir.join(SECCOMP_SOCKET);
+            let notify = Bundle::load(&pdir.join("bundle"))?
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().clone())
+                .filter(|s| s.listener_path().as_deref() == Some(socket.as_path()));
+            base = base.with_executor(tenant::FilteredExecutor {
+                filter: tenant::Filter::choose(plain, notify, &socket),
+            });
         }
         let mut builder = base
             .as_tenant()

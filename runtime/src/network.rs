@@ -7,7 +7,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use purple_ebpf::maps::{MAX_RULES, RULE_DNS};
+use purple_ebpf::maps::{Config, MAX_RULES, RULE_DNS, RULE_LOOPBACK};
 use purple_policy::plan::{Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION};
 
 use crate::dns::{self, DnsConfig, DnsError, DomainRule, Prepared};
@@ -119,21 +119,18 @@ impl Enforcement {
 
     /// Attaches the programs to `cgroup2_dir` (None on v1-only hosts) and pins
     /// them under `pin_dir`, DNS sent to the resolver listening on
-    /// `dns_port` if given; fails closed when rules were requested.
+    /// `dns_port` if given, allowed calls reported too with `record_allowed`;
+    /// fails closed when rules were requested.
     pub fn attach(
         &self,
         cgroup2_dir: Option<&Path>,
         pin_dir: &Path,
         dns_port: Option<u16>,
+        record_allowed: bool,
     ) -> Result<(), NetworkError> {
+        let config = Config::new(self.plan.mode, dns_port, record_allowed);
         match cgroup2_dir {
-            Some(dir) => Ok(purple_ebpf::attach(
-                dir,
-                pin_dir,
-                self.plan.mode,
-                &self.rules,
-                dns_port,
-            )?),
+            Some(dir) => Ok(purple_ebpf::attach(dir, pin_dir, config, &self.rules)?),
             None if self.requested => Err(NetworkError::NoCgroup2),
             None => {
                 tracing::warn!(
@@ -181,6 +178,9 @@ impl RuleBook {
     pub fn label(&self, id: u32) -> String {
         if id == RULE_DNS {
             return "DNS to a server other than Purple's resolver".into();
+        }
+        if id == RULE_LOOPBACK {
+            return "loopback (always allowed)".into();
         }
         if let Some(r) = id.checked_sub(1).and_then(|i| self.rules.get(i as usize)) {
             let action = match r.action {

@@ -19,7 +19,7 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -288,13 +288,19 @@ fn oci_name(action: LinuxSeccompAction) -> String {
 }
 
 /// The listener side of `linux.seccomp.listenerPath`: accepts the notify fd
-/// libcontainer sends for init (and for every `exec`), then answers the calls
-/// on all of them. `create` runs one while libcontainer builds the container
+/// libcontainer sends for init and the ones Purple's executor sends for
+/// `exec`'d processes (`crate::tenant`), then answers the calls on all of
+/// them. `create` runs one while libcontainer builds the container
 /// (init's calls between loading the filter and exec must be answered, or
 /// the build would wait forever), then hands its fds to the supervisor.
 pub struct Notifier {
     listener: UnixListener,
     fds: Vec<OwnedFd>,
+    /// Accepted connections whose notify fd has not come yet: `exec`
+    /// connects on the host before it builds the process whose executor
+    /// sends it; reading them only once readable keeps the calls of the
+    /// other processes answered meanwhile.
+    waiting: Vec<UnixStream>,
     profile: Profile,
 }
 
@@ -308,6 +314,7 @@ impl Notifier {
         Ok(Self {
             listener,
             fds,
+            waiting: Vec::new(),
             profile,
         })
     }
@@ -317,6 +324,14 @@ impl Notifier {
         std::iter::once(self.listener.as_raw_fd())
             .chain(self.fds.iter().map(|f| f.as_raw_fd()))
             .collect()
+    }
+
+    /// What to wait on for [`Notifier::service`]: [`Notifier::raw_fds`],
+    /// then the connections still to send their fd.
+    pub fn wait_fds(&self) -> Vec<RawFd> {
+        let mut fds = self.raw_fds();
+        fds.extend(self.waiting.iter().map(|c| c.as_raw_fd()));
+        fds
     }
 
     pub fn has_notify_fd(&self) -> bool {
@@ -330,6 +345,7 @@ impl Notifier {
         let ready: Vec<PollFlags> = {
             let mut pfds: Vec<PollFd> = std::iter::once(self.listener.as_fd())
                 .chain(self.fds.iter().map(|f| f.as_fd()))
+                .chain(self.waiting.iter().map(|c| c.as_fd()))
                 .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
                 .collect();
             if poll(&mut pfds, timeout).unwrap_or(0) <= 0 {
@@ -339,28 +355,44 @@ impl Notifier {
                 .map(|p| p.revents().unwrap_or(PollFlags::empty()))
                 .collect()
         };
+        let (notify, waiting) = ready[1..].split_at(self.fds.len());
         let mut out = Vec::new();
         let mut gone = Vec::new();
-        for (i, r) in ready.iter().enumerate().skip(1) {
-            let fd = self.fds[i - 1].as_fd();
+        for (i, r) in notify.iter().enumerate() {
+            let fd = self.fds[i].as_fd();
             if r.contains(PollFlags::POLLIN) {
                 out.extend(handle(fd, &self.profile));
             } else if r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
-                gone.push(i - 1);
+                gone.push(i);
             }
         }
         for i in gone.into_iter().rev() {
             self.fds.remove(i);
         }
+        let arrived: Vec<usize> = (0..waiting.len())
+            .filter(|&i| !waiting[i].is_empty())
+            .collect();
+        for i in arrived.into_iter().rev() {
+            let conn = self.waiting.remove(i);
+            self.take_fd(conn);
+        }
         if ready[0].contains(PollFlags::POLLIN) {
             while let Ok((conn, _)) = self.listener.accept() {
-                match receive_fd(conn.as_raw_fd()) {
-                    Some(fd) => self.fds.push(fd),
-                    None => tracing::warn!("seccomp listener: a connection without a notify fd"),
-                }
+                self.take_fd(conn);
             }
         }
         out
+    }
+
+    /// Keeps the notify fd `conn` carries, or `conn` until it has sent it.
+    fn take_fd(&mut self, conn: UnixStream) {
+        match receive_fd(conn.as_raw_fd()) {
+            Ok(Some(fd)) => self.fds.push(fd),
+            Err(nix::errno::Errno::EAGAIN) => self.waiting.push(conn),
+            Ok(None) | Err(_) => {
+                tracing::warn!("seccomp listener: a connection without a notify fd")
+            }
+        }
     }
 }
 
@@ -407,19 +439,20 @@ impl Drop for Interim {
 }
 
 /// The fd of the first SCM_RIGHTS message on `conn` (the container state
-/// JSON that comes with it is not needed).
-fn receive_fd(conn: RawFd) -> Option<OwnedFd> {
+/// JSON that comes with it is not needed), without waiting: `EAGAIN` when
+/// nothing was sent yet.
+fn receive_fd(conn: RawFd) -> nix::Result<Option<OwnedFd>> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg =
-        recvmsg::<UnixAddr>(conn, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let fd = msg.cmsgs().ok()?.find_map(|c| match c {
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+    let msg = recvmsg::<UnixAddr>(conn, &mut iov, Some(&mut space), flags)?;
+    let fd = msg.cmsgs()?.find_map(|c| match c {
         ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
         _ => None,
-    })?;
+    });
     // SAFETY: the kernel just installed this fd for us; nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 fn arch_name(arch: ScmpArch) -> String {

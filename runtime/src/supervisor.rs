@@ -1,5 +1,5 @@
 //! The per-container supervisor: a small daemon `create` starts outside the
-//! container. It turns the eBPF programs' denial events into audit records and
+//! container. It turns the eBPF programs' decision events into audit records and
 //! exits by itself once the container's cgroup is empty and its events are
 //! written; `delete` stops it (SIGTERM, then SIGKILL) if it is still there.
 //! It never holds the container: it is not its parent and not in its cgroup.
@@ -9,12 +9,14 @@ use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
+use purple_policy::plan::Action;
 use purple_policy::supervision::{Alerts, SessionPlan};
 use serde_json::json;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -252,8 +254,12 @@ fn entry(e: &Event, rules: &RuleBook) -> Entry {
         libc::IPPROTO_ICMP => "icmp".to_owned(),
         n => n.to_string(),
     };
+    let kind = match e.action {
+        Action::Allow => "network.allowed",
+        Action::Deny => "network.blocked",
+    };
     Entry {
-        kind: "network.blocked".into(),
+        kind: kind.into(),
         pid: (e.pid != 0).then_some(e.pid),
         comm: (!e.comm.is_empty()).then(|| e.comm.clone()),
         rule: Some(rules.label(e.rule_id)),
@@ -412,8 +418,11 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         .filter_map(|c| Counter::parse(c))
         .collect();
     let mut notifier = args.notifier();
-    let alerter = Alerter::new(&args.alerts.clone().unwrap_or_default())
-        .map_err(|reason| AuditError::Alerts { reason })?;
+    // Shared with the resolver's threads: its dns.denied records are violations too.
+    let alerter = Arc::new(
+        Alerter::new(&args.alerts.clone().unwrap_or_default())
+            .map_err(|reason| AuditError::Alerts { reason })?,
+    );
     let mut session = Session {
         plan: args.session.clone().unwrap_or_default(),
         cgroup2: args.cgroup2.clone(),
@@ -433,17 +442,14 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             log: &args.log,
             id: &args.id,
             policy: args.policy.as_deref(),
+            alerter: Arc::clone(&alerter),
         };
         if let Err(e) = crate::dns::serve(config, pins, args.cgroup2.as_deref(), target) {
             log.append(&[crate::dns::failure(&e)])?;
         }
     }
     let write = |log: &mut AuditLog, entries: &[Entry]| -> Result<(), AuditError> {
-        for rec in log.append(entries)? {
-            if rec.kind != "lifecycle" {
-                alerter.send(&rec);
-            }
-        }
+        alerter.send_violations(&log.append(entries)?);
         Ok(())
     };
     loop {
@@ -458,7 +464,10 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             if let Some((_, fd)) = &init {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
-            let raw: Vec<_> = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
+            let raw: Vec<_> = notifier
+                .as_ref()
+                .map(Notifier::wait_fds)
+                .unwrap_or_default();
             // SAFETY: the notifier owns these fds for the whole loop iteration.
             let borrowed: Vec<_> = raw
                 .iter()

@@ -3,39 +3,125 @@
 //! libcontainer 0.7 rebuilds the spec of an exec'd process from namespaces,
 //! cgroups path, personality and time offsets only, dropping
 //! `linux.seccomp`: without this executor, `exec` would start processes with
-//! no filter at all. The filter installed is the container's as written in
-//! its bundle (before denials were routed to the supervisor), so an exec'd
-//! process is refused exactly what the container is; its denials are not
-//! recorded. Capabilities are already dropped when the executor runs, so the
-//! filter can only be installed with `no_new_privs` set: an exec'd process of
-//! a filtered container always runs with it (a setuid program cannot raise
-//! its privileges), even when the container's own process does not.
+//! no filter at all. Capabilities are already dropped when the executor runs,
+//! so the filter can only be installed with `no_new_privs` set: an exec'd
+//! process of a filtered container always runs with it (a setuid program
+//! cannot raise its privileges), even when the container's own process does
+//! not.
+//!
+//! When the container's denials are recorded (its filter was rewritten to
+//! notify the supervisor) and the supervisor still listens, the exec'd process
+//! gets that same notify filter and hands its notify fd to the supervisor over
+//! a connection `exec` opened on the host before entering the container (the
+//! listener's path is not reachable from inside): its denials are answered
+//! and recorded like init's. Otherwise it gets the filter as written in the
+//! bundle: refused exactly the same, by the kernel, unrecorded.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
 
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use oci_spec::runtime::{LinuxSeccomp, Spec};
 
 /// Stored next to the record at create: the filter exec'd processes get.
 pub const SECCOMP_FILE: &str = "exec-seccomp.json";
 
+/// The seccomp filter an exec'd process gets.
+#[derive(Clone)]
+pub enum Filter {
+    /// As written in the bundle: the kernel answers denials, unrecorded.
+    Plain(LinuxSeccomp),
+    /// Denials notify the supervisor, connected here: the notify fd goes over
+    /// `supervisor` before the program runs.
+    Notify {
+        seccomp: LinuxSeccomp,
+        supervisor: Arc<UnixStream>,
+    },
+}
+
+impl Filter {
+    /// `notify` (the container's rewritten filter) when the supervisor
+    /// accepts a connection on `socket`; else `plain`, so that an exec still
+    /// works, enforced, once the supervisor is gone.
+    pub fn choose(plain: LinuxSeccomp, notify: Option<LinuxSeccomp>, socket: &Path) -> Self {
+        let Some(seccomp) = notify else {
+            return Self::Plain(plain);
+        };
+        match UnixStream::connect(socket) {
+            Ok(s) => Self::Notify {
+                seccomp,
+                supervisor: Arc::new(s),
+            },
+            Err(e) => {
+                tracing::warn!(
+                    "seccomp listener {}: {e}; the exec'd process's denials are enforced but not recorded",
+                    socket.display()
+                );
+                Self::Plain(plain)
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct FilteredExecutor {
-    pub seccomp: LinuxSeccomp,
+    pub filter: Filter,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> ExecutorError {
+    ExecutorError::Other(format!("{what}: {e}"))
+}
+
+const INSTALL: &str = "cannot install the container's seccomp filter";
+
+/// Sends the notify fd the way libcontainer's init does (one SCM_RIGHTS
+/// message). `sendmsg` is never notified, so this cannot wait on itself.
+fn hand_over(supervisor: &UnixStream, fd: &OwnedFd) -> nix::Result<usize> {
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<UnixAddr>(
+        supervisor.as_raw_fd(),
+        &[IoSlice::new(b"exec")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
 }
 
 impl Executor for FilteredExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(ExecutorError::Other(format!(
-                "cannot set no_new_privs: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(failed(
+                "cannot set no_new_privs",
+                std::io::Error::last_os_error(),
+            ));
         }
-        libcontainer::seccomp::initialize_seccomp(&self.seccomp).map_err(|e| {
-            ExecutorError::Other(format!(
-                "cannot install the container's seccomp filter: {e}"
-            ))
-        })?;
+        match &self.filter {
+            Filter::Plain(seccomp) => {
+                libcontainer::seccomp::initialize_seccomp(seccomp)
+                    .map_err(|e| failed(INSTALL, e))?;
+            }
+            Filter::Notify {
+                seccomp,
+                supervisor,
+            } => {
+                let raw = libcontainer::seccomp::initialize_seccomp(seccomp)
+                    .map_err(|e| failed(INSTALL, e))?
+                    .ok_or_else(|| failed(INSTALL, "the filter has no notify fd"))?;
+                // SAFETY: libseccomp just created this fd for this process.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                // Unsent, every notified call would fail with ENOSYS: refuse
+                // to run the program instead. Closed afterwards, so the
+                // program cannot answer its own calls.
+                hand_over(supervisor, &fd).map_err(|e| {
+                    failed("cannot hand the seccomp notify fd to the supervisor", e)
+                })?;
+            }
+        }
         libcontainer::workload::default::get_executor().exec(spec)
     }
 

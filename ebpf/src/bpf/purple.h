@@ -40,6 +40,9 @@
 #define PURPLE_RULE_DEFAULT 0
 /* DNS to a server other than Purple's resolver (ids 1..MAX_RULES are rules). */
 #define PURPLE_RULE_DNS (PURPLE_MAX_RULES + 1)
+/* Loopback in the container's own network namespace: always allowed, and
+ * named apart so that an allowed record never credits the mode's default. */
+#define PURPLE_RULE_LOOPBACK (PURPLE_MAX_RULES + 2)
 
 struct purple_key_v4 {
 	__u32 prefixlen;
@@ -67,7 +70,7 @@ struct purple_rule {
 
 struct purple_config {
 	__u8 mode;
-	__u8 pad;
+	__u8 record_allowed; /* 1: allowed connect/sendmsg decisions emit events too */
 	__u16 dns_port; /* network byte order; 0: no resolver, DNS judged like any traffic */
 	__u32 pad2;
 };
@@ -126,10 +129,11 @@ struct {
 	__type(value, struct purple_config);
 } config SEC(".maps");
 
-/* Hits per rule id (index 0: the default decision, last: PURPLE_RULE_DNS). */
+/* Hits per rule id (index 0: the default decision, then the rules,
+ * PURPLE_RULE_DNS and PURPLE_RULE_LOOPBACK). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PURPLE_MAX_RULES + 2);
+	__uint(max_entries, PURPLE_MAX_RULES + 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } rule_hits SEC(".maps");
@@ -215,7 +219,7 @@ static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 
 
 	/* Loopback inside the container's own network namespace is always fine. */
 	if (purple_is_loopback4(daddr_be)) {
-		*rule_id = PURPLE_RULE_DEFAULT;
+		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
 	__builtin_memcpy(key.addr, &daddr_be, 4);
@@ -231,27 +235,36 @@ static __always_inline int purple_judge_v6(const __u32 daddr[4], __u8 protocol, 
 	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff))
 		return purple_judge_v4(daddr[3], protocol, port, rule_id);
 	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1)) {
-		*rule_id = PURPLE_RULE_DEFAULT;
+		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
 	__builtin_memcpy(key.addr, daddr, 16);
 	return purple_judge(bpf_map_lookup_elem(&rules_v6, &key), protocol, port, rule_id);
 }
 
-/* Counts the decision and, for denials, emits an event (or counts it lost). */
+/*
+ * Counts the decision and emits an event for it (or counts it lost): always
+ * for denials, for allowed calls only when config.record_allowed is set.
+ */
 static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook, __u8 family,
 					  __u8 protocol, __u16 port, const void *daddr,
 					  int with_task)
 {
+	const struct purple_config *cfg;
 	struct purple_event *e;
 
-	if (rule_id <= PURPLE_RULE_DNS)
+	if (rule_id <= PURPLE_RULE_LOOPBACK)
 		purple_count(&rule_hits, rule_id);
 	if (verdict == PURPLE_ALLOW) {
 		purple_count(&stats, PURPLE_STAT_ALLOWED);
-		return;
+		/* Checked before reserving: unasked, an allowed call costs one
+		 * array lookup and no ring-buffer space. */
+		cfg = purple_config();
+		if (!cfg || !cfg->record_allowed)
+			return;
+	} else {
+		purple_count(&stats, PURPLE_STAT_DENIED);
 	}
-	purple_count(&stats, PURPLE_STAT_DENIED);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		purple_count(&stats, PURPLE_STAT_EVENTS_LOST);
@@ -264,7 +277,7 @@ static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
 	e->hook = hook;
 	e->family = family;
 	e->protocol = protocol;
-	e->action = PURPLE_DENY;
+	e->action = verdict;
 	e->dport = port;
 	__builtin_memcpy(e->daddr, daddr, family == 2 ? 4 : 16);
 	if (with_task) {

@@ -6,7 +6,10 @@
  * dropped. Packets of TCP sockets past SYN_SENT are let through: their
  * connect(2) was judged, and an allow that expires later (a learned DNS
  * answer) must not cut an established connection. No ingress program: with egress covered, nothing denied can be asked
- * for, and replies to allowed connections must come in.
+ * for, and replies to allowed connections must come in. Only denied packets
+ * emit events: an allowed one belongs to a connect or sendmsg that was judged
+ * (and recorded, when the policy asks) once, and one event per packet would
+ * flood the ring buffer.
  */
 
 #include <linux/ip.h>

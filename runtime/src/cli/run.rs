@@ -152,11 +152,15 @@ fn summary(code: i32, started: Instant, peak: Option<u64>, log: Option<&Path>) -
     if let Some(log) = log {
         match audit::summary(log) {
             Ok(sum) => {
-                let n: u64 = sum.kinds.values().sum();
+                let n = sum.violations();
                 s.push_str(&format!(", {n} violation{}", if n == 1 { "" } else { "s" }));
-                if !sum.kinds.is_empty() {
-                    let list: Vec<String> =
-                        sum.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                if n > 0 {
+                    let list: Vec<String> = sum
+                        .kinds
+                        .iter()
+                        .filter(|(k, _)| audit::is_violation(k))
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect();
                     s.push_str(&format!(" ({})", list.join(", ")));
                 }
             }

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use learned::{Held, GRACE};
 pub use names::DomainRule;
 
+use crate::alert::Alerter;
 use crate::audit::{AuditLog, Entry};
 use learned::{lifetime, Learned};
 use upstream::Upstreams;
@@ -258,11 +259,13 @@ impl Prepared {
     }
 }
 
-/// Where the audit records of the resolver go.
+/// Where the audit records of the resolver go: the log, then the
+/// supervisor's alert targets.
 pub struct AuditTarget<'a> {
     pub log: &'a Path,
     pub id: &'a str,
     pub policy: Option<&'a str>,
+    pub alerter: Arc<Alerter>,
 }
 
 /// Serves the container's DNS from the supervisor, on threads inside the
@@ -304,6 +307,7 @@ pub fn serve(
         upstreams: Upstreams(cfg.upstreams.clone()),
         learned: Mutex::new(learned),
         audit: Mutex::new(log),
+        alerter: audit.alerter,
         cgroup2: cgroup2.map(Path::to_owned),
         in_flight: Arc::new(AtomicUsize::new(0)),
     });
@@ -377,8 +381,5 @@ pub fn failure(e: &DnsError) -> Entry {
 }
 
 fn record_failure(proxy: &proxy::Proxy, e: &DnsError) {
-    let mut audit = proxy.audit.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = audit.append(&[failure(e)]) {
-        tracing::warn!("audit record: {e}");
-    }
+    proxy.record(failure(e));
 }

@@ -17,6 +17,7 @@ use super::learned::{lifetime, Learned};
 use super::names::{decide, normalise, Decision, DomainRule};
 use super::upstream::{read_framed, Upstreams, MAX_UDP};
 use super::wire::{self, Message};
+use crate::alert::Alerter;
 use crate::audit::{AuditLog, Entry};
 
 /// Queries being forwarded at once (UDP) and TCP clients served at once:
@@ -33,6 +34,7 @@ pub struct Proxy {
     pub upstreams: Upstreams,
     pub learned: Mutex<Learned>,
     pub audit: Mutex<AuditLog>,
+    pub alerter: Arc<Alerter>,
     /// The container's cgroup2 directory: whose socket asked (for records).
     pub cgroup2: Option<PathBuf>,
     pub in_flight: Arc<AtomicUsize>,
@@ -166,9 +168,16 @@ impl Proxy {
                 "answer": "NXDOMAIN",
             }),
         };
+        self.record(entry);
+    }
+
+    /// Appends `entry` to the log and sends it to the alert targets (which
+    /// queue it: a failing target never delays the answer).
+    pub fn record(&self, entry: Entry) {
         let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = audit.append(&[entry]) {
-            tracing::warn!("audit record for a denied query: {e}");
+        match audit.append(&[entry]) {
+            Ok(written) => self.alerter.send_violations(&written),
+            Err(e) => tracing::warn!("audit record of the resolver: {e}"),
         }
     }
 
