@@ -611,6 +611,70 @@ fn sandbox_root_is_a_stranger_on_the_host() {
     );
 }
 
+/// `exec` enters the sandbox's user namespace too (libcontainer 0.7's
+/// tenants skip it): an exec'd process would otherwise be host root.
+#[test]
+fn exec_enters_the_sandbox_user_namespace() {
+    let work = tempfile::tempdir().unwrap();
+    mode(work.path(), 0o711);
+    let b = TestBundle::new(&["true"]);
+    let rootfs = b.path().join("rootfs");
+    fs::write(work.path().join("sleepy.yaml"), "name: sleepy\n").unwrap();
+    let oci = Oci::new();
+    let out = purple_in(
+        work.path(),
+        &oci,
+        &[
+            "translate",
+            "sleepy.yaml",
+            "-o",
+            "bundle",
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--",
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let id = unique_id("exec-userns");
+    let bundle = work.path().join("bundle");
+    // The container keeps create's stdio: files, not the pipes `ok` reads to EOF.
+    let status = oci
+        .cmd()
+        .args(["create", "--bundle", bundle.to_str().unwrap(), &id])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(work.path().join("stdout")).unwrap())
+        .stderr(fs::File::create(work.path().join("stderr")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        fs::read_to_string(work.path().join("stderr")).unwrap()
+    );
+    oci.ok(&["start", &id]);
+    let init = oci.state(&id)["pid"].as_u64().unwrap();
+    let init_ns = fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", id.as_str()];
+        all.extend(args);
+        oci.ok(&all)
+    };
+    assert_eq!(
+        exec(&["readlink", "/proc/self/ns/user"]).trim(),
+        init_ns.to_str().unwrap()
+    );
+    assert_eq!(
+        exec(&["cat", "/proc/self/uid_map"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    oci.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&oci, &id);
+}
+
 /// Each limit a policy sets has its effect under `purple run`, and the
 /// summary line names the violation: a scratch tmpfs fills at its size, a
 /// denied system call fails with EPERM, a dropped capability is unusable, a

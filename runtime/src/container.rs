@@ -133,6 +133,24 @@ fn init_failure(debug: &str) -> Option<String> {
     Some(rest[..end].replace("\\\"", "\""))
 }
 
+/// libcontainer 0.7's tenants enter every namespace of the container except
+/// its user namespace (missing from the types it joins), so an exec'd process
+/// would keep the host's ids: root in it would be root on the host. Entering
+/// it here, before libcontainer forks, puts the tenant in it; the container's
+/// other namespaces belong to it and can still be entered from inside.
+fn join_user_namespace(init: Pid) -> Result<(), LifecycleError> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = PathBuf::from(format!("/proc/{init}/ns/user"));
+    let ours = Path::new("/proc/self/ns/user");
+    let inode = |p: &Path| fs::metadata(p).map(|m| m.ino()).map_err(io_err(p));
+    if inode(&theirs)? == inode(ours)? {
+        return Ok(());
+    }
+    let ns = fs::File::open(&theirs).map_err(io_err(&theirs))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| io_err(&theirs)(io::Error::from(e)))
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LifecycleError + '_ {
     move |source| LifecycleError::Io {
         path: path.to_owned(),
@@ -855,6 +873,9 @@ impl Runtime {
         // the container's first so that its eBPF programs cover the new process.
         if let Some(dir) = self.record(id).and_then(|r| r.cgroup2_dir) {
             cgroup2::join(&dir, 0)?;
+        }
+        if let Some(pid) = c.pid() {
+            join_user_namespace(pid)?;
         }
         let pdir = self.purple_dir(id);
         let process_file = match (&opts.process, opts.tty) {
