@@ -579,16 +579,30 @@ pub fn stop(pid: u32, id: &str) {
 
 /// Waits up to `timeout` for the supervisor `pid` of `id` to exit by itself
 /// (it does once the container's cgroup is empty and its records written);
-/// false if it is still running.
+/// false if it is still running. Waits on a pidfd, which is readable from the
+/// moment the process exits, rather than polling /proc.
 pub fn wait_exit(pid: u32, id: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    while is_ours(pid, id) && !is_zombie(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    // Opened before the check: the pidfd keeps naming this process even if
+    // the pid is reused after it is reaped.
+    let Some(fd) = pidfd(pid as i32) else {
+        return true;
+    };
+    if !is_ours(pid, id) || is_zombie(pid) {
+        return true;
     }
-    true
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 fn is_zombie(pid: u32) -> bool {
