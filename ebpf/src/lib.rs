@@ -13,8 +13,7 @@
 //! use purple_policy::plan::NetworkPlan;
 //! let plan = NetworkPlan::default(); // blocks cloud metadata
 //! let pins = std::path::Path::new("/sys/fs/bpf/purple/demo");
-//! let programs = purple_ebpf::Programs::load(plan.mode, &plan.effective_rules())?;
-//! programs.attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, None)?;
+//! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, plan.mode, &plan.effective_rules(), None)?;
 //! println!("{:?}", purple_ebpf::stats(pins)?);
 //! purple_ebpf::detach(pins)?;
 //! # Ok::<(), purple_ebpf::EbpfError>(())
@@ -27,7 +26,7 @@ mod programs;
 mod stats;
 
 pub use learned::LearnedHosts;
-pub use programs::{detach, Programs, BPFFS, PINNED_MAPS};
+pub use programs::{attach, detach, BPFFS, PINNED_MAPS};
 pub use stats::{stats, Stats};
 
 /// Opens the `events` ring buffer pinned in `pin_dir` (for the supervisor).

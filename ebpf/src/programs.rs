@@ -73,10 +73,12 @@ fn ensure_bpffs() -> Result<(), EbpfError> {
     })
 }
 
-fn fill_rules(ebpf: &mut Ebpf, rules: &[Rule]) -> Result<(), EbpfError> {
+fn fill_rules(ebpf: &mut Ebpf, config: Config, rules: &[Rule]) -> Result<(), EbpfError> {
     if rules.len() > MAX_RULES {
         return Err(RuleError::TooManyRules { n: rules.len() }.into());
     }
+    let mut map: Array<&mut MapData, Config> = Array::try_from(map_mut(ebpf, "config")?)?;
+    map.set(0, config, 0)?;
     let values = rules
         .iter()
         .enumerate()
@@ -112,68 +114,40 @@ fn pin_link(link: FdLink, pin_dir: &Path, name: &str) -> Result<(), EbpfError> {
     Ok(())
 }
 
-/// The object loaded with its rule maps filled and every program verified by
-/// the kernel, not yet attached anywhere. Loading needs no container, so
-/// `create` does it on a thread while libcontainer builds the container:
-/// aya parses the kernel's BTF (about 5 MiB, /sys/kernel/btf/vmlinux) in
-/// `EbpfLoader::new`, whether the object needs it or not, and that parse plus
-/// the verifier is the larger part of the eBPF cost of a create. Dropping it
-/// unattached releases everything (nothing is pinned yet).
-pub struct Programs {
-    ebpf: Ebpf,
+/// Loads the programs, fills the maps with `rules` under `mode`, attaches every
+/// hook to `cgroup_dir` and pins links and maps under `pin_dir`. With
+/// `dns_port`, every DNS query is sent to the resolver listening on
+/// 127.0.0.1:`dns_port` in the container's network namespace, and DNS to any
+/// other server is refused. On failure everything pinned so far is removed
+/// again (fail closed: the caller must not start the container).
+pub fn attach(
+    cgroup_dir: &Path,
+    pin_dir: &Path,
     mode: Mode,
-}
-
-impl Programs {
-    /// Loads the object, fills the rule tries with `rules` (at most
-    /// [`MAX_RULES`]) and loads every program into the kernel.
-    pub fn load(mode: Mode, rules: &[Rule]) -> Result<Self, EbpfError> {
-        let mut ebpf = EbpfLoader::new().load(OBJECT)?;
-        fill_rules(&mut ebpf, rules)?;
-        for name in SOCK_ADDR_PROGRAMS {
-            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?.try_into()?;
-            prog.load()?;
+    rules: &[Rule],
+    dns_port: Option<u16>,
+) -> Result<(), EbpfError> {
+    ensure_bpffs()?;
+    fs::create_dir_all(pin_dir).map_err(io_err(format!("create {}", pin_dir.display())))?;
+    let attached = attach_pinned(cgroup_dir, pin_dir, Config::new(mode, dns_port), rules);
+    if attached.is_err() {
+        if let Err(e) = detach(pin_dir) {
+            tracing::warn!("cleanup of {} after failed attach: {e}", pin_dir.display());
         }
-        let prog: &mut CgroupSkb = program(&mut ebpf, SKB_EGRESS_PROGRAM)?.try_into()?;
-        prog.load()?;
-        Ok(Self { ebpf, mode })
     }
-
-    /// Attaches every hook to `cgroup_dir` and pins links and maps under
-    /// `pin_dir`. With `dns_port`, every DNS query is sent to the resolver
-    /// listening on 127.0.0.1:`dns_port` in the container's network namespace,
-    /// and DNS to any other server is refused. On failure everything pinned so
-    /// far is removed again (fail closed: the caller must not start the
-    /// container).
-    pub fn attach(
-        self,
-        cgroup_dir: &Path,
-        pin_dir: &Path,
-        dns_port: Option<u16>,
-    ) -> Result<(), EbpfError> {
-        ensure_bpffs()?;
-        fs::create_dir_all(pin_dir).map_err(io_err(format!("create {}", pin_dir.display())))?;
-        let config = Config::new(self.mode, dns_port);
-        let attached = attach_pinned(self.ebpf, cgroup_dir, pin_dir, config);
-        if attached.is_err() {
-            if let Err(e) = detach(pin_dir) {
-                tracing::warn!("cleanup of {} after failed attach: {e}", pin_dir.display());
-            }
-        }
-        attached
-    }
+    attached
 }
 
 fn attach_pinned(
-    mut ebpf: Ebpf,
     cgroup_dir: &Path,
     pin_dir: &Path,
     config: Config,
+    rules: &[Rule],
 ) -> Result<(), EbpfError> {
+    let mut ebpf = EbpfLoader::new().load(OBJECT)?;
     // Maps are complete before the first program is attached, so no call is
     // ever judged against a partial rule set.
-    let mut map: Array<&mut MapData, Config> = Array::try_from(map_mut(&mut ebpf, "config")?)?;
-    map.set(0, config, 0)?;
+    fill_rules(&mut ebpf, config, rules)?;
     let cgroup =
         File::open(cgroup_dir).map_err(io_err(format!("open {}", cgroup_dir.display())))?;
     // Through bpf_link the kernel always attaches cgroup programs in multi mode
@@ -181,10 +155,12 @@ fn attach_pinned(
     // nested cgroup inside the container cannot override ours.
     for name in SOCK_ADDR_PROGRAMS {
         let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?.try_into()?;
+        prog.load()?;
         let id = prog.attach(&cgroup, CgroupAttachMode::Single)?;
         pin_link(prog.take_link(id)?.try_into()?, pin_dir, name)?;
     }
     let prog: &mut CgroupSkb = program(&mut ebpf, SKB_EGRESS_PROGRAM)?.try_into()?;
+    prog.load()?;
     let id = prog.attach(
         &cgroup,
         CgroupSkbAttachType::Egress,

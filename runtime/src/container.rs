@@ -408,10 +408,6 @@ impl Runtime {
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
 
-        // Loading and verifying the eBPF programs needs no container: it runs
-        // on a thread while libcontainer builds one (they are attached below,
-        // still before init can exec).
-        let loading = enforcement.load();
         let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_pid_file(opts.pid_file.as_ref())
             .map_err(lc)?
@@ -453,7 +449,7 @@ impl Runtime {
         let dns_config = pdir.join(dns::CONFIG_FILE);
         if let Some(bpf_dir) = &record.bpf_dir {
             let port = resolver.as_ref().map(|r| r.config.port);
-            enforcement.attach(loading, cgroup2_dir.as_deref(), bpf_dir, port)?;
+            enforcement.attach(cgroup2_dir.as_deref(), bpf_dir, port)?;
             if let Some(r) = &mut resolver {
                 r.install(bpf_dir, &dns_config)
                     .map_err(NetworkError::from)?;

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 
 use purple_ebpf::maps::{MAX_RULES, RULE_DNS};
 use purple_policy::plan::{Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION};
@@ -118,28 +117,23 @@ impl Enforcement {
         )?))
     }
 
-    /// Starts loading the programs with this plan's rules on a thread, so that
-    /// the kernel's BTF parse and the verifier run while libcontainer builds
-    /// the container (see [`purple_ebpf::Programs`]); `attach` waits for it.
-    pub fn load(&self) -> Loading {
-        let (mode, rules) = (self.plan.mode, self.rules.clone());
-        Loading(std::thread::spawn(move || {
-            purple_ebpf::Programs::load(mode, &rules)
-        }))
-    }
-
-    /// Attaches the `loading` programs to `cgroup2_dir` (None on v1-only
-    /// hosts) and pins them under `pin_dir`, DNS sent to the resolver
-    /// listening on `dns_port` if given; fails closed when rules were requested.
+    /// Attaches the programs to `cgroup2_dir` (None on v1-only hosts) and pins
+    /// them under `pin_dir`, DNS sent to the resolver listening on
+    /// `dns_port` if given; fails closed when rules were requested.
     pub fn attach(
         &self,
-        loading: Loading,
         cgroup2_dir: Option<&Path>,
         pin_dir: &Path,
         dns_port: Option<u16>,
     ) -> Result<(), NetworkError> {
         match cgroup2_dir {
-            Some(dir) => Ok(loading.wait()?.attach(dir, pin_dir, dns_port)?),
+            Some(dir) => Ok(purple_ebpf::attach(
+                dir,
+                pin_dir,
+                self.plan.mode,
+                &self.rules,
+                dns_port,
+            )?),
             None if self.requested => Err(NetworkError::NoCgroup2),
             None => {
                 tracing::warn!(
@@ -148,17 +142,6 @@ impl Enforcement {
                 Ok(())
             }
         }
-    }
-}
-
-/// Programs being loaded by [`Enforcement::load`].
-pub struct Loading(JoinHandle<Result<purple_ebpf::Programs, purple_ebpf::EbpfError>>);
-
-impl Loading {
-    fn wait(self) -> Result<purple_ebpf::Programs, purple_ebpf::EbpfError> {
-        self.0
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
