@@ -10,6 +10,8 @@ Standard library only, except `plot`, which needs matplotlib.
     benchlib.py hyperfine-table OUT.md BASELINE_NAME FILE.json ...
     benchlib.py steps-table OUT.md BASELINE_LABEL FILE.json
     benchlib.py plot OUT.png RESULTS_DIR
+    benchlib.py phases N RUNTIME ROOT BUNDLE   where `purple-oci run` spends its time (needs strace), median ms
+    benchlib.py supervisor-memory ROOT ID      the supervisor's RSS by mapping kind, and PSS (KiB)
 """
 
 import json
@@ -258,6 +260,87 @@ def plot(argv):
     fig.savefig(out, dpi=110)
 
 
+def phases(argv):
+    """Times the phases of `RUNTIME --root ROOT run -b BUNDLE ID` (a purple-oci
+    and a bundle whose program exits at once) N times and prints the median
+    of each as a Markdown table. The phases are cut at system calls that strace
+    records (it stops the process only at those, through a seccomp filter, so
+    the run is slowed much less than by tracing every call): the sealed
+    re-exec, libcontainer's first fork and its wait for it, the last BPF link,
+    the supervisor's fork, the program's execve, init's reaping, the exit."""
+    n, runtime, root, bundle = int(argv[0]), argv[1], argv[2], argv[3]
+    traced = "trace=execve,memfd_create,clone3,clone,wait4,bpf,exit_group"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "strace")
+        for i in range(n):
+            sh(["strace", "-f", "--seccomp-bpf", "-ttt", "-e", "signal=none", "-e", traced,
+                "-o", out, runtime, "--root", root, "run", "-b", bundle,
+                f"{os.environ.get('BENCH_TAG', 'pb')}-ph{i}"])
+            with open(out) as f:
+                lines = f.read().splitlines()
+            main = lines[0].split()[0]
+            at = lambda l: float(l.split()[1])
+            mine = [l for l in lines if l.startswith(main + " ")]
+            first = lambda ls, s: at(next(l for l in ls if s in l))
+            waits = [l for l in mine if "wait4" in l and "WEXITSTATUS" in l]
+            marks = [
+                ("seal: memfd copy of the binary, re-exec", first(lines, 'execve("/proc/self/fd')),
+                ("start-up, bundle, policy", first(mine, "clone3({flags=0,")),
+                ("libcontainer build()", at(waits[0])),
+                ("after build(): cgroup2 join, BPF load, verify, attach, pin",
+                 at([l for l in lines if "BPF_LINK_CREATE" in l][-1])),
+                ("supervisor fork, audit record, state", first(mine, "clone(")),
+                ("start, until the program's execve", first(lines, 'execve("/bin/')),
+                ("program exits, supervisor writes `exited`, init reaped", at(waits[-1])),
+                ("delete", at(lines[-1])),
+            ]
+            prev, row = at(lines[0]), {}
+            for label, t in marks:
+                row[label] = (t - prev) * 1000
+                prev = t
+            row["total"] = (prev - at(lines[0])) * 1000
+            rows.append(row)
+    print("| phase | median (ms) |")
+    print("|---|---|")
+    for label in rows[0]:
+        print(f"| {label} | {statistics.median(r[label] for r in rows):.1f} |")
+
+
+def supervisor_memory(argv):
+    """Prints `rss binary ringbuf libs anon pss` (KiB) of the supervisor of
+    container ID under ROOT: its RSS split into the runtime binary's pages,
+    the event ring buffer (a BPF map, mapped twice), shared libraries and
+    anonymous memory, then its PSS. Nothing if there is no supervisor."""
+    root, cid = argv
+    try:
+        with open(os.path.join(root, ".purple", cid, "record.json")) as f:
+            pid = json.load(f).get("supervisor_pid")
+        with open(f"/proc/{pid}/smaps") as f:
+            lines = f.read().splitlines()
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            pss = next(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+    except (OSError, ValueError, StopIteration):
+        return
+    kinds = {"binary": 0, "ringbuf": 0, "libs": 0, "anon": 0}
+    name = ""
+    for line in lines:
+        fields = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            name = fields[5] if len(fields) > 5 else ""
+        elif fields[0] == "Rss:":
+            if "purple" in name or "pentacle" in name:
+                kind = "binary"
+            elif name == "anon_inode:bpf-map":
+                kind = "ringbuf"
+            elif name.startswith("/"):
+                kind = "libs"
+            else:
+                kind = "anon"
+            kinds[kind] += int(fields[1])
+    print(sum(kinds.values()), *kinds.values(), pss)
+
+
 def main():
     cmd, argv = sys.argv[1], sys.argv[2:]
     if cmd == "plan":
@@ -274,6 +357,10 @@ def main():
         steps_table(argv)
     elif cmd == "plot":
         plot(argv)
+    elif cmd == "phases":
+        phases(argv)
+    elif cmd == "supervisor-memory":
+        supervisor_memory(argv)
     else:
         sys.exit(__doc__)
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Footprint: peak RSS of `create` (GNU time's "Maximum resident set size":
 # the runtime process and the children it waited for, max over them), the BPF
-# map memory Purple pins per container, and binary sizes; runc for comparison.
-# There is no per-container supervisor process yet (the audit issue is not
-# built), so there is no supervisor RSS to measure.
+# map memory Purple pins per container, the RSS and PSS of Purple's
+# per-container supervisor (RSS counts the binary's and libc's pages that every
+# supervisor shares, and the event ring buffer's pages, mapped twice; PSS
+# divides shared pages among their users), and binary sizes; runc for comparison.
 #
 #   sudo bench/footprint.sh [--smoke]
 #
@@ -30,9 +31,10 @@ mib() { awk '{printf "%.1f", $1 / 1024}'; }
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 rows=()
+sup=()
 # case LABEL RUNTIME ROOT BUNDLE
 case_() {
-  local label=$1 rt=$2 root=$3 b=$4 i id rss=() bpf="n/a" m sum
+  local label=$1 rt=$2 root=$3 b=$4 i id rss=() bpf="n/a" m sum mem
   for ((i = 0; i < REPS; i++)); do
     id=${TAG}-$i
     /usr/bin/time -f %M -o "$WORK/rss" "$rt" --root "$root" create -b "$b" "$id" >/dev/null 2>&1 < /dev/null
@@ -44,6 +46,11 @@ case_() {
         sum=$((sum + $(bpftool map show pinned "$m" | grep -o 'memlock [0-9]*' | awk '{print $2}')))
       done
       bpf=$(echo "$sum" | awk '{printf "%.0f KiB", $1 / 1024}')
+    fi
+    if [ -f "$root/.purple/$id/record.json" ]; then
+      sleep 0.3 # the supervisor's start-up done
+      mem=$(py supervisor-memory "$root" "$id")
+      [ -z "$mem" ] || sup+=("$mem")
     fi
     "$rt" --root "$root" delete -f "$id" >/dev/null
   done
@@ -74,7 +81,19 @@ size() { stat -c %s "$1" | awk '{printf "%.1f MiB", $1 / 1048576}'; }
   echo "| purple-oci ($PURPLE_OCI) | $(size "$PURPLE_OCI") |"
   echo "| runc ($runc_path) | $(size "$runc_path") |"
   echo
-  echo "Supervisor RSS: not measured, there is no supervisor process yet."
+  if [ ${#sup[@]} -gt 0 ]; then
+    echo "Supervisor of a created container (${#sup[@]} samples, one supervisor running at a time; median, MiB):"
+    echo
+    echo "| RSS | of which: runtime binary | event ring buffer (BPF map, mapped twice) | shared libraries | anonymous | PSS |"
+    echo "|---|---|---|---|---|---|"
+    row="|"
+    for col in 1 2 3 4 5 6; do
+      row+=" $(printf '%s\n' "${sup[@]}" | cut -d' ' -f$col | median | mib) |"
+    done
+    echo "$row"
+  else
+    echo "Supervisor: no supervisor process was found."
+  fi
 } > "$OUT/footprint.md"
 cat "$OUT/footprint.md"
 

@@ -169,6 +169,26 @@ fn json_log_holds_one_runc_error_line() {
 }
 
 #[test]
+fn supervisor_runs_the_binary_on_disk_outside_the_container() {
+    // The supervisor needs no sealed copy: it is not in the container's pid
+    // namespace, so no process in the container can reach its
+    // /proc/<pid>/exe. Running the file (not create's memfd copy) lets every
+    // supervisor share its pages instead of each pinning an 11 MiB copy.
+    let oci = Oci::new();
+    let b = TestBundle::new(&["sleep", "1000"]);
+    let id = unique_id("supexe");
+    oci.create(&id, &b, &[]);
+    let sup = oci.record(&id)["supervisor_pid"].as_u64().unwrap();
+    let init = oci.state(&id)["pid"].as_i64().unwrap();
+    let exe = fs::read_link(format!("/proc/{sup}/exe")).unwrap();
+    assert_eq!(exe, purple_oci().canonicalize().unwrap());
+    let pidns = |pid: String| fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_ne!(pidns(sup.to_string()), pidns(init.to_string()));
+    oci.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&oci, &id);
+}
+
+#[test]
 fn only_commands_entering_the_container_run_sealed() {
     // CVE-2019-5736: a process in the container could open the runtime binary
     // through /proc/<pid>/exe and overwrite it. `run`/`create`/`exec` therefore

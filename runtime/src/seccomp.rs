@@ -409,8 +409,11 @@ impl Interim {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
+            // `finish` waits for the poll under way to time out: with 50 ms
+            // that added 25 ms on average (31 ms median measured) to every
+            // create with seccomp notify; 5 ms costs a few idle wake-ups.
             while !flag.load(Ordering::Relaxed) {
-                record(n.service(PollTimeout::from(50u16)));
+                record(n.service(PollTimeout::from(5u16)));
             }
             // libcontainer sent the fd before build returned: take it now.
             record(n.service(PollTimeout::ZERO));

@@ -166,6 +166,36 @@ pub fn counters(cgroups_path: &Path, cgroup2: Option<&Path>) -> Vec<String> {
     out
 }
 
+/// Carries the runtime binary's path on disk across pentacle's re-exec from
+/// the sealed copy (set by [`remember_binary`]).
+const BINARY_ENV: &str = "PURPLE_RUNTIME_BINARY";
+
+/// Records where the running binary lives on disk; call it first in `main`,
+/// before `pentacle::ensure_sealed` re-executes the process from a sealed
+/// memfd copy (afterwards /proc/self/exe names the copy). libcontainer
+/// clears the environment before the container's program runs.
+pub fn remember_binary() {
+    if !pentacle::is_sealed() {
+        if let Ok(exe) = std::env::current_exe() {
+            std::env::set_var(BINARY_ENV, exe);
+        }
+    }
+}
+
+/// The binary the supervisor runs: the file on disk, not the sealed copy.
+/// The supervisor never enters the container (only a thread of it enters
+/// the network namespace, which gives no view of host processes), so it needs
+/// no protection against /proc/<pid>/exe overwrites (CVE-2019-5736); running
+/// the copy would keep a private 11 MiB memfd alive per container for as long
+/// as the supervisor lives, where the file's pages are shared by every
+/// supervisor through the page cache.
+fn binary() -> PathBuf {
+    std::env::var_os(BINARY_ENV)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+}
+
 /// The most fds `spawn` passes on (create passes the listener and one notify fd).
 const MAX_FDS: usize = 8;
 
@@ -174,7 +204,7 @@ const MAX_FDS: usize = 8;
 /// `args.seccomp_fds`: an engine waiting for `create`'s pipes to close must
 /// not wait for it).
 pub fn spawn(root: &Path, args: &SupervisorArgs, fds: &[RawFd]) -> std::io::Result<u32> {
-    let mut cmd = Command::new("/proc/self/exe");
+    let mut cmd = Command::new(binary());
     cmd.arg("--root").arg(root).arg("supervise").arg(&args.id);
     cmd.arg("--log").arg(&args.log);
     for (flag, v) in [
@@ -558,16 +588,30 @@ pub fn stop(pid: u32, id: &str) {
 
 /// Waits up to `timeout` for the supervisor `pid` of `id` to exit by itself
 /// (it does once the container's cgroup is empty and its records written);
-/// false if it is still running.
+/// false if it is still running. Waits on a pidfd, which is readable from the
+/// moment the process exits, rather than polling /proc.
 pub fn wait_exit(pid: u32, id: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    while is_ours(pid, id) && !is_zombie(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    // Opened before the check: the pidfd keeps naming this process even if
+    // the pid is reused after it is reaped.
+    let Some(fd) = pidfd(pid as i32) else {
+        return true;
+    };
+    if !is_ours(pid, id) || is_zombie(pid) {
+        return true;
     }
-    true
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 fn is_zombie(pid: u32) -> bool {

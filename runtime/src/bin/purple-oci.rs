@@ -7,6 +7,7 @@ use purple_runtime::logging::{self, one_line};
 use purple_runtime::oci::{dispatch, Cli};
 
 fn main() -> ExitCode {
+    purple_runtime::supervisor::remember_binary();
     let cli = Cli::parse();
     // A process inside the container can reach this binary through
     // /proc/<pid>/exe while we are in its namespaces (CVE-2019-5736): run from a

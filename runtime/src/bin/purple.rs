@@ -7,6 +7,7 @@ use purple_runtime::cli::{dispatch, Cli};
 use purple_runtime::logging::{self, one_line};
 
 fn main() -> ExitCode {
+    purple_runtime::supervisor::remember_binary();
     let cli = Cli::parse();
     if cli.command.enters_container() {
         if let Err(e) = pentacle::ensure_sealed() {
