@@ -40,6 +40,8 @@ use crate::seccomp::{self, Interim, Notifier};
 use crate::supervisor::{self, SupervisorArgs};
 use crate::tenant;
 
+/// Reads of a state.json caught mid-rewrite before giving up (5 ms apart).
+const STATE_READ_RETRIES: u32 = 4;
 /// How long delete waits for a killed container's processes to be reaped.
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -345,10 +347,24 @@ impl Runtime {
                 LifecycleError::NotExist(id.clone())
             });
         }
-        let mut c = Container::load(dir).map_err(|e| LifecycleError::Inconsistent {
-            id: id.clone(),
-            reason: lc(e).to_string(),
-        })?;
+        // libcontainer rewrites state.json in place (truncate, then write), so
+        // a reader racing a writer can find it empty or cut short: read again.
+        let mut attempt = 0;
+        let mut c = loop {
+            match Container::load(dir.clone()) {
+                Ok(c) => break c,
+                Err(_) if attempt < STATE_READ_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => {
+                    return Err(LifecycleError::Inconsistent {
+                        id: id.clone(),
+                        reason: lc(e).to_string(),
+                    })
+                }
+            }
+        };
         c.refresh_status().map_err(lc)?;
         Ok(c)
     }
