@@ -572,6 +572,12 @@ pub fn started(pid: u32, id: &str) {
     }
 }
 
+/// How long a supervisor told to stop may take to write its last records
+/// (each fsynced) before it is killed: generous, because on a host whose disk
+/// is saturated an fsync can take seconds, and records lost to SIGKILL are
+/// gone from the trail.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Stops the supervisor `pid` of container `id` (if it is still that
 /// process) and waits for it, so its last records are on disk.
 pub fn stop(pid: u32, id: &str) {
@@ -580,7 +586,7 @@ pub fn stop(pid: u32, id: &str) {
     }
     // SAFETY: kill(2) on a pid whose cmdline we just checked.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    if !wait_exit(pid, id, Duration::from_secs(2)) {
+    if !wait_exit(pid, id, STOP_GRACE) {
         // SAFETY: as above.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
