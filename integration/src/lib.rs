@@ -60,6 +60,12 @@ pub struct TestBundle {
     pub dir: tempfile::TempDir,
 }
 
+impl AsRef<Path> for TestBundle {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
 impl TestBundle {
     pub fn new(args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
@@ -160,13 +166,14 @@ impl Oci {
 
     /// `create` with the container's stdio sent to files in the bundle
     /// (`stdout`, `stderr`), so that no test pipe is held open by the container.
-    pub fn create(&self, id: &str, bundle: &TestBundle, extra: &[&str]) {
-        let out = fs::File::create(bundle.path().join("stdout")).unwrap();
-        let err = fs::File::create(bundle.path().join("stderr")).unwrap();
+    pub fn create(&self, id: &str, bundle: impl AsRef<Path>, extra: &[&str]) {
+        let bundle = bundle.as_ref();
+        let out = fs::File::create(bundle.join("stdout")).unwrap();
+        let err = fs::File::create(bundle.join("stderr")).unwrap();
         let st = self
             .cmd()
             .args(["create", "--bundle"])
-            .arg(bundle.path())
+            .arg(bundle)
             .args(extra)
             .arg(id)
             .stdin(Stdio::null())
@@ -177,7 +184,7 @@ impl Oci {
         assert!(
             st.success(),
             "create {id}: {}",
-            fs::read_to_string(bundle.path().join("stderr")).unwrap()
+            fs::read_to_string(bundle.join("stderr")).unwrap()
         );
     }
 

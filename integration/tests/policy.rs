@@ -639,20 +639,7 @@ fn exec_enters_the_sandbox_user_namespace() {
     assert!(out.status.success(), "{}", text(&out).1);
     let id = unique_id("exec-userns");
     let bundle = work.path().join("bundle");
-    // The container keeps create's stdio: files, not the pipes `ok` reads to EOF.
-    let status = oci
-        .cmd()
-        .args(["create", "--bundle", bundle.to_str().unwrap(), &id])
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(work.path().join("stdout")).unwrap())
-        .stderr(fs::File::create(work.path().join("stderr")).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        fs::read_to_string(work.path().join("stderr")).unwrap()
-    );
+    oci.create(&id, &bundle, &[]);
     oci.ok(&["start", &id]);
     let init = oci.state(&id)["pid"].as_u64().unwrap();
     let init_ns = fs::read_link(format!("/proc/{init}/ns/user")).unwrap();
