@@ -51,6 +51,7 @@ impl LearnedHosts {
             action,
             ports: Vec::new(),
             protocol: Protocol::Any,
+            name: None,
         };
         let value = RuleValue::new(id, &rule)?;
         match key_data(addr) {

@@ -15,7 +15,7 @@
 //! use purple_policy::plan::NetworkPlan;
 //! let plan = NetworkPlan::default(); // blocks cloud metadata
 //! let pins = std::path::Path::new("/sys/fs/bpf/purple/demo");
-//! let config = purple_ebpf::maps::Config::new(plan.mode, None, false);
+//! let config = purple_ebpf::maps::Config::new(plan.mode, None, false, false);
 //! purple_ebpf::attach(std::path::Path::new("/sys/fs/cgroup/unified/purple/demo"), pins, config, &plan.effective_rules())?;
 //! println!("{:?}", purple_ebpf::stats(pins)?);
 //! purple_ebpf::detach(pins)?;

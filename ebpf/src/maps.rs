@@ -43,7 +43,10 @@ pub struct Config {
     pub record_allowed: u8,
     /// The resolver's port on 127.0.0.1, network byte order; 0: none.
     pub dns_port: u16,
-    pub pad2: u32,
+    /// 1: loopback destinations are judged by the rules (the container's
+    /// loopback is not its own); 0: always allowed.
+    pub judge_loopback: u8,
+    pub pad: [u8; 3],
 }
 
 // SAFETY: plain #[repr(C)] integers, no padding the kernel could leak into.
@@ -67,8 +70,14 @@ pub enum RuleError {
 
 impl Config {
     /// `dns_port`: the port of the resolver every DNS query is sent to, if
-    /// any; `record_allowed`: emit events for allowed calls too.
-    pub fn new(mode: Mode, dns_port: Option<u16>, record_allowed: bool) -> Self {
+    /// any; `record_allowed`: emit events for allowed calls too;
+    /// `judge_loopback`: loopback is judged like any destination.
+    pub fn new(
+        mode: Mode,
+        dns_port: Option<u16>,
+        record_allowed: bool,
+        judge_loopback: bool,
+    ) -> Self {
         let mode = match mode {
             Mode::DenyList => 0,
             Mode::AllowList => 1,
@@ -77,7 +86,8 @@ impl Config {
             mode,
             record_allowed: u8::from(record_allowed),
             dns_port: dns_port.map_or(0, u16::to_be),
-            pad2: 0,
+            judge_loopback: u8::from(judge_loopback),
+            pad: [0; 3],
         }
     }
 }

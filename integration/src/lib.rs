@@ -271,6 +271,7 @@ pub fn assert_no_leftovers(oci: &Oci, id: &str) {
     for d in cgroup_dirs(&format!("purple/{id}")) {
         assert!(!d.exists(), "cgroup {} left behind", d.display());
     }
+    assert_no_helper(id);
     // No process may still be in a cgroup named after the container.
     for p in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         if let Ok(cg) = fs::read_to_string(p.path().join("cgroup")) {
@@ -281,6 +282,29 @@ pub fn assert_no_leftovers(oci: &Oci, id: &str) {
             );
         }
     }
+}
+
+/// The pids of the helpers (slirp4netns) the runtime started for `id`:
+/// marked `PURPLE_SANDBOX=<id>` in their environment.
+pub fn helpers_of(id: &str) -> Vec<u32> {
+    let mark = format!("PURPLE_SANDBOX={id}");
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|p| {
+            let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+            let env = fs::read(p.path().join("environ")).ok()?;
+            env.split(|b| *b == 0)
+                .any(|kv| kv == mark.as_bytes())
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// No helper process of `id` is left running.
+pub fn assert_no_helper(id: &str) {
+    let left = helpers_of(id);
+    assert!(left.is_empty(), "helper processes of {id} left: {left:?}");
 }
 
 /// The busybox image the podman tests import.

@@ -110,6 +110,7 @@ const CAPABILITIES: Shape = Shape {
 const NETWORK: Shape = Shape {
     fields: &[
         "isolated",
+        "namespace",
         "mode",
         "blocked_ips",
         "allowed_ips",
@@ -1186,8 +1187,41 @@ fn network(d: &mut Decoder, f: &Fields) -> Network {
             )
         })
         .unwrap_or_default();
+    let isolated = opt_bool(d, f, "isolated", false);
+    let namespace = f
+        .get("namespace")
+        .and_then(|n| {
+            keyword(
+                d,
+                n,
+                &f.path("namespace"),
+                &[
+                    ("private", NetNamespace::Private),
+                    ("host", NetNamespace::Host),
+                ],
+            )
+        })
+        .unwrap_or_default();
+    if let (NetNamespace::Host, Some(n)) = (namespace, f.get("namespace")) {
+        if isolated {
+            d.error(
+                n.pos,
+                &f.path("namespace"),
+                "`namespace: host` shares the caller's network, `isolated: true` asks for none",
+                "remove one of them",
+            );
+        } else {
+            d.warn(
+                n.pos,
+                &f.path("namespace"),
+                "the sandbox shares the caller's network namespace: its interfaces, routes and sockets are visible, loopback is judged by the rules and abstract unix sockets are scoped, but nothing else about the namespace is private",
+                "leave `namespace` out: the sandbox gets a namespace of its own with user-mode egress",
+            );
+        }
+    }
     Network {
-        isolated: opt_bool(d, f, "isolated", false),
+        isolated,
+        namespace,
         mode,
         blocked_ips,
         allowed_ips,

@@ -146,6 +146,10 @@ pub fn tighten(
         }
     }
     annotations[POLICY_NAME_ANNOTATION] = json!(policy.name);
+    // The engine brings the container's network: no user-mode egress of
+    // Purple's (the runtime judges loopback and scopes abstract sockets
+    // itself when the engine shares the host's namespace).
+    annotations[NETWORK_ANNOTATION] = json!(translate::network_plan(&policy.network).to_json());
 
     let caps = translate::effective_capabilities(&policy.capabilities);
     if let Some(c) = out.pointer_mut("/process/capabilities") {

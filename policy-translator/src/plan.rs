@@ -96,6 +96,16 @@ impl FromStr for Cidr {
 }
 
 impl Cidr {
+    /// `addr/prefix` with the host bits zeroed; a prefix longer than the
+    /// family's is the host prefix.
+    pub fn masked(addr: IpAddr, prefix: u8) -> Self {
+        let prefix = prefix.min(if addr.is_ipv4() { 32 } else { 128 });
+        Self {
+            addr: mask(addr, prefix),
+            prefix,
+        }
+    }
+
     /// The prefix of one address: /32 or /128.
     pub fn host(addr: IpAddr) -> Self {
         Self {
@@ -223,7 +233,40 @@ pub struct Rule {
     pub ports: Vec<PortRange>,
     #[serde(default, skip_serializing_if = "is_any")]
     pub protocol: Protocol,
+    /// Why the rule is there, when the runtime or translator added it
+    /// (`host address`, `cloud metadata`): shown in records and counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
+
+impl Rule {
+    /// A deny rule for every port and protocol, named `name`.
+    pub fn deny(cidr: Cidr, name: &str) -> Self {
+        Self {
+            cidr,
+            action: Action::Deny,
+            ports: Vec::new(),
+            protocol: Protocol::Any,
+            name: Some(name.to_owned()),
+        }
+    }
+}
+
+/// The user-mode network helper that gives a private network namespace its
+/// way out (started and owned by the runtime, in the caller's namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Egress {
+    /// `slirp4netns --configure --disable-host-loopback`: a tap device inside
+    /// the sandbox's namespace, 10.0.2.0/24, and nothing in the caller's.
+    Slirp4netns,
+}
+
+/// slirp4netns's gateway, which is the caller's own namespace (its services
+/// bound to 0.0.0.0 answer there).
+pub const SLIRP_GATEWAY: &str = "10.0.2.2";
+/// slirp4netns's DNS forwarder: it asks the caller's resolvers.
+pub const SLIRP_DNS: &str = "10.0.2.3";
 
 fn is_any(p: &Protocol) -> bool {
     *p == Protocol::Any
@@ -257,6 +300,15 @@ pub struct NetworkPlan {
     /// of the runtime's DNS proxy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_servers: Vec<IpAddr>,
+    /// The container's network namespace gets user-mode egress from the
+    /// runtime (`purple run` sandboxes with `isolated: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Egress>,
+    /// Loopback destinations are judged by the rules like any other (the
+    /// container shares a namespace whose loopback is not its own). The
+    /// runtime also judges them whenever the spec has no network namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub judge_loopback: bool,
 }
 
 impl NetworkPlan {
@@ -285,12 +337,7 @@ impl NetworkPlan {
             for m in METADATA_CIDRS {
                 let cidr: Cidr = m.parse().expect("metadata CIDRs are valid");
                 if !rules.iter().any(|r| r.cidr == cidr) {
-                    rules.push(Rule {
-                        cidr,
-                        action: Action::Deny,
-                        ports: Vec::new(),
-                        protocol: Protocol::Any,
-                    });
+                    rules.push(Rule::deny(cidr, "cloud metadata"));
                 }
             }
         }
@@ -364,6 +411,7 @@ mod tests {
                 action: Action::Allow,
                 ports: vec![],
                 protocol: Protocol::Any,
+                name: None,
             }],
             ..Default::default()
         };

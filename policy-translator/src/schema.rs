@@ -147,6 +147,8 @@ pub struct Capabilities {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Network {
     pub isolated: bool,
+    /// Whose network namespace the sandbox lives in.
+    pub namespace: NetNamespace,
     pub mode: Mode,
     pub blocked_ips: Vec<Cidr>,
     pub allowed_ips: Vec<Cidr>,
@@ -156,6 +158,16 @@ pub struct Network {
     pub blocked_domains: Vec<String>,
     pub dns_servers: Vec<IpAddr>,
     pub allow_metadata: bool,
+}
+
+/// `network.namespace`: a namespace of the sandbox's own (with user-mode
+/// egress unless `isolated`), or the caller's, shared by explicit opt-in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetNamespace {
+    #[default]
+    Private,
+    Host,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,13 +4,15 @@
 //! disks (block I/O limits), so it is compared byte for byte in golden tests.
 
 use std::fs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::plan::{
-    Action, Cidr, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
+    Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
+    SLIRP_DNS,
     POLICY_NAME_ANNOTATION,
 };
 use crate::schema::*;
@@ -275,6 +277,7 @@ pub fn network_plan(n: &Network) -> NetworkPlan {
         action,
         ports,
         protocol: Protocol::Any,
+        name: None,
     };
     let mut rules: Vec<Rule> = Vec::new();
     rules.extend(
@@ -306,7 +309,29 @@ pub fn network_plan(n: &Network) -> NetworkPlan {
         allowed_domains: n.allowed_domains.clone(),
         blocked_domains: n.blocked_domains.clone(),
         dns_servers: n.dns_servers.clone(),
+        egress: None,
+        judge_loopback: n.namespace == NetNamespace::Host,
     }
+}
+
+/// Whether the sandbox gets a network namespace of its own with the
+/// runtime's user-mode egress (`isolated: false`, the namespace not shared).
+fn user_mode_egress(n: &Network) -> bool {
+    !n.isolated && n.namespace == NetNamespace::Private
+}
+
+/// The nameservers the sandbox's resolv.conf names, if Purple writes one:
+/// the policy's, else slirp4netns's forwarder behind user-mode egress (the
+/// caller's own resolvers may sit on its loopback, which the sandbox cannot
+/// reach).
+fn sandbox_nameservers(n: &Network) -> Vec<IpAddr> {
+    if !n.dns_servers.is_empty() {
+        return n.dns_servers.clone();
+    }
+    if user_mode_egress(n) {
+        return vec![SLIRP_DNS.parse().expect("valid address")];
+    }
+    Vec::new()
 }
 
 pub fn audit_plan(a: &Audit) -> AuditPlan {
@@ -339,7 +364,7 @@ const HOST_SYSFS_MASKED: &[&str] = &[
 /// A user namespace may mount sysfs only with a network namespace of its own;
 /// without one the sandbox gets the host's /sys bound read-only, as runc does.
 fn host_sysfs(p: &Policy) -> bool {
-    p.user.namespace.is_some() && !p.network.isolated
+    p.user.namespace.is_some() && p.network.namespace == NetNamespace::Host
 }
 
 fn mounts(p: &Policy) -> Vec<Value> {
@@ -393,7 +418,7 @@ fn mounts(p: &Policy) -> Vec<Value> {
     for b in &p.filesystem.output_paths {
         m.push(bind(b, false));
     }
-    if !p.network.dns_servers.is_empty() {
+    if !sandbox_nameservers(&p.network).is_empty() {
         m.push(
             json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "resolv.conf",
             "options": ["bind", "nosuid", "nodev", "noexec", "ro"]}),
@@ -435,7 +460,7 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
     if p.user.namespace.is_none() {
         namespaces.remove(0);
     }
-    if p.network.isolated {
+    if p.network.namespace == NetNamespace::Private {
         namespaces.push(json!({"type": "network"}));
     }
     let mut masked = vec![
@@ -470,7 +495,11 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
     }
     let mut annotations = json!({
         POLICY_NAME_ANNOTATION: p.name,
-        NETWORK_ANNOTATION: network_plan(&p.network).to_json(),
+        NETWORK_ANNOTATION: NetworkPlan {
+            egress: user_mode_egress(&p.network).then_some(Egress::Slirp4netns),
+            ..network_plan(&p.network)
+        }
+        .to_json(),
         POLICY_ANNOTATION: serde_json::to_string(p).expect("policies serialise"),
     });
     let audit = audit_plan(&p.audit);
@@ -613,7 +642,7 @@ fn make_in_root(rootfs: &Path, target: &Path, is_file: bool) -> Result<(), Trans
     Ok(())
 }
 
-/// Writes `config.json` (and `resolv.conf` when the policy names DNS servers)
+/// Writes `config.json` (and `resolv.conf` when the sandbox's nameservers are Purple's to name)
 /// into `dir`, with the directories its mounts need.
 pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
     let write = |name: &str, text: String| {
@@ -621,10 +650,9 @@ pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), Translate
         fs::write(&path, text).map_err(|source| TranslateError::Write { path, source })
     };
     mkdir(dir)?;
-    if !p.network.dns_servers.is_empty() {
-        let text: String = p
-            .network
-            .dns_servers
+    let nameservers = sandbox_nameservers(&p.network);
+    if !nameservers.is_empty() {
+        let text: String = nameservers
             .iter()
             .map(|s| format!("nameserver {s}\n"))
             .collect();

@@ -34,9 +34,11 @@ use crate::audit::{self, AuditLog, Entry};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
 use crate::dns;
+use crate::egress::{self, EgressError};
 use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
 use crate::seccomp::{self, Interim, Notifier};
+use crate::scope::ScopedExecutor;
 use crate::supervisor::{self, SupervisorArgs};
 use crate::tenant;
 
@@ -71,6 +73,8 @@ pub enum LifecycleError {
     Cgroup2(#[from] Cgroup2Error),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Egress(#[from] EgressError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
     #[error("{path}: {source}")]
@@ -182,6 +186,14 @@ pub struct Record {
     /// The supervisor process, once started.
     #[serde(default)]
     pub supervisor_pid: Option<u32>,
+    /// The user-mode network helper (slirp4netns), once started.
+    #[serde(default)]
+    pub egress_pid: Option<u32>,
+    /// The container shares its caller's network namespace under a Purple
+    /// plan: its processes, `exec`'d ones too, are kept from abstract unix
+    /// sockets created outside it (Landlock scoping).
+    #[serde(default)]
+    pub scope_abstract_unix: bool,
 }
 
 fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
@@ -430,7 +442,11 @@ impl Runtime {
         )?;
         // Rules are checked (and names resolved) before anything is created.
         let annotations = spec.annotations().clone();
-        let enforcement = Enforcement::from_annotations(annotations.as_ref())?;
+        let shared_netns = egress::shares_caller_netns(&spec);
+        let enforcement = Enforcement::from_annotations(annotations.as_ref(), shared_netns)?;
+        if enforcement.plan.egress.is_some() && !egress::has_private_netns(&spec) {
+            return Err(EgressError::NoPrivateNetns.into());
+        }
         let audit_plan = AuditPlan::from_annotations(annotations.as_ref())?;
         let session = SessionPlan::from_annotations(annotations.as_ref())?;
         crate::alert::check(&audit_plan.alerts).map_err(LifecycleError::AuditPlan)?;
@@ -448,6 +464,10 @@ impl Runtime {
                 .as_ref()
                 .and_then(|a| a.get(POLICY_NAME_ANNOTATION).cloned()),
             supervisor_pid: None,
+            egress_pid: None,
+            // Engines' containers on the host's network too (podman's
+            // `--network host`), when they run under a Purple plan.
+            scope_abstract_unix: shared_netns && enforcement.requested,
         };
         save_record(pdir, &record)?;
         if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -459,7 +479,13 @@ impl Runtime {
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
 
-        let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        let mut base = ContainerBuilder::new(id.to_string(), SyscallType::default());
+        if record.scope_abstract_unix {
+            base = base.with_executor(ScopedExecutor {
+                inner: libcontainer::workload::default::get_executor(),
+            });
+        }
+        let container = base
             .with_pid_file(opts.pid_file.as_ref())
             .map_err(lc)?
             .with_console_socket(opts.console_socket.as_ref())
@@ -493,6 +519,15 @@ impl Runtime {
         };
         // The init process is still blocked before exec: nothing the agent runs
         // can send a packet before this returns.
+        let helper = match enforcement.plan.egress {
+            Some(_) => {
+                let h = egress::start(id.as_str(), pid.as_raw(), pdir)?;
+                record.egress_pid = Some(h.pid);
+                save_record(pdir, &record)?;
+                Some(h)
+            }
+            None => None,
+        };
         let rules_path = pdir.join(RULES_FILE);
         let json = serde_json::to_vec(&enforcement.rules).expect("rules serialise");
         fs::write(&rules_path, json).map_err(io_err(&rules_path))?;
@@ -535,6 +570,9 @@ impl Runtime {
         let first_seccomp = 3 + fds.len() as RawFd;
         let seccomp_fds = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
         fds.extend(&seccomp_fds);
+        // The helper exits when its exit pipe closes: the supervisor holds the
+        // write end (last), so the helper lives exactly as long as the sandbox.
+        fds.extend(helper.as_ref().map(|h| h.exit.as_raw_fd()));
         if let Some(log) = &record.audit_log {
             let args = SupervisorArgs {
                 id: id.to_string(),
@@ -820,6 +858,9 @@ impl Runtime {
             if let Some(pid) = rec.supervisor_pid {
                 supervisor::stop(pid, id.as_str());
             }
+            if let Some(pid) = rec.egress_pid {
+                egress::stop(pid, id.as_str());
+            }
             if let Some(path) = &rec.cgroups_path {
                 self.remove_cgroup(id, path, rec.systemd)?;
             }
@@ -907,6 +948,7 @@ impl Runtime {
             .map_err(lc)?
             .with_preserved_fds(opts.preserve_fds);
         let filter = pdir.join(tenant::SECCOMP_FILE);
+        let mut filtered = None;
         if let Ok(json) = fs::read(&filter) {
             let plain =
                 serde_json::from_slice(&json).map_err(|e| LifecycleError::Inconsistent {
@@ -922,10 +964,19 @@ impl Runtime {
                 .as_ref()
                 .and_then(|l| l.seccomp().clone())
                 .filter(|s| s.listener_path().as_deref() == Some(socket.as_path()));
-            base = base.with_executor(tenant::FilteredExecutor {
+            filtered = Some(tenant::FilteredExecutor {
                 filter: tenant::Filter::choose(plain, notify, &socket),
             });
         }
+        let scoped = self.record(id).is_some_and(|r| r.scope_abstract_unix);
+        base = match (filtered, scoped) {
+            (Some(f), true) => base.with_executor(ScopedExecutor { inner: Box::new(f) }),
+            (Some(f), false) => base.with_executor(f),
+            (None, true) => base.with_executor(ScopedExecutor {
+                inner: libcontainer::workload::default::get_executor(),
+            }),
+            (None, false) => base,
+        };
         let mut builder = base
             .as_tenant()
             .with_detach(opts.detach)

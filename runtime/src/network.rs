@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use purple_ebpf::maps::{Config, MAX_RULES, RULE_DNS, RULE_LOOPBACK};
-use purple_policy::plan::{Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION};
+use purple_policy::plan::{
+    Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION, SLIRP_GATEWAY,
+};
 
 use crate::dns::{self, DnsConfig, DnsError, DomainRule, Prepared};
 
@@ -26,6 +28,8 @@ pub enum NetworkError {
     Ebpf(#[from] purple_ebpf::EbpfError),
     #[error("cannot set up Purple's resolver for the container: {0}")]
     Dns(#[from] DnsError),
+    #[error("cannot read the addresses of the caller's network namespace: {0}")]
+    HostAddresses(std::io::Error),
 }
 
 /// The rules to enforce, numbered by position (rule id = index + 1), and the
@@ -54,12 +58,102 @@ fn valid_domain(pattern: &str) -> bool {
         })
 }
 
+/// The name of the rules that keep the caller's own addresses out of reach.
+pub const HOST_ADDRESS: &str = "host address";
+
+/// Every address of the calling thread's network namespace (the one the
+/// container's traffic leaves from when it shares it or goes through
+/// slirp4netns): one host prefix each, the whole prefix on loopback
+/// interfaces (127.0.0.0/8 answers on every address). Read with
+/// getifaddrs(3), which asks the kernel over netlink.
+pub fn caller_addresses() -> Result<Vec<Cidr>, NetworkError> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(NetworkError::HostAddresses(std::io::Error::last_os_error()));
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, not freed yet.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        // SAFETY: ifa_addr and ifa_netmask are null or point at a sockaddr of
+        // the family they say.
+        let (Some(addr), mask) = (unsafe { sockaddr_ip(ifa.ifa_addr) }, unsafe {
+            sockaddr_ip(ifa.ifa_netmask)
+        }) else {
+            continue;
+        };
+        let loopback = ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0;
+        let cidr = match (loopback, mask) {
+            (true, Some(m)) => Cidr::masked(addr, prefix_len(m)),
+            _ => Cidr::host(addr),
+        };
+        if !out.contains(&cidr) {
+            out.push(cidr);
+        }
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// The address of an AF_INET or AF_INET6 sockaddr.
+///
+/// # Safety
+/// `sa` is null or points at a sockaddr as large as its family says.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match (*sa).sa_family as i32 {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+        }
+        _ => None,
+    }
+}
+
+fn prefix_len(mask: IpAddr) -> u8 {
+    match mask {
+        IpAddr::V4(m) => u32::from(m).leading_ones() as u8,
+        IpAddr::V6(m) => u128::from(m).leading_ones() as u8,
+    }
+}
+
 impl Enforcement {
-    /// Builds the rule set from a spec's annotations.
-    pub fn from_annotations(a: Option<&HashMap<String, String>>) -> Result<Self, NetworkError> {
-        let plan = NetworkPlan::from_annotations(a)?;
+    /// Builds the rule set from a spec's annotations. `shared_netns`: the
+    /// container shares the caller's network namespace, whose loopback is
+    /// then the host's and judged by the rules. When the container's traffic
+    /// leaves from the caller's namespace (shared, or through user-mode
+    /// egress), that namespace's addresses are the host: denied unless the
+    /// plan has a rule for that exact prefix; so is slirp4netns's gateway.
+    pub fn from_annotations(
+        a: Option<&HashMap<String, String>>,
+        shared_netns: bool,
+    ) -> Result<Self, NetworkError> {
+        let mut plan = NetworkPlan::from_annotations(a)?;
+        plan.judge_loopback |= shared_netns;
         let requested = a.is_some_and(|a| a.contains_key(NETWORK_ANNOTATION));
-        let rules = plan.effective_rules();
+        let mut rules = plan.effective_rules();
+        let mut host = Vec::new();
+        if shared_netns || plan.egress.is_some() {
+            host = caller_addresses()?;
+        }
+        if plan.egress.is_some() {
+            host.push(Cidr::host(SLIRP_GATEWAY.parse().expect("valid address")));
+        }
+        for cidr in host {
+            if !rules.iter().any(|r| r.cidr == cidr) {
+                rules.push(Rule::deny(cidr, HOST_ADDRESS));
+            }
+        }
         let listed = plan
             .allowed_domains
             .iter()
@@ -128,7 +222,12 @@ impl Enforcement {
         dns_port: Option<u16>,
         record_allowed: bool,
     ) -> Result<(), NetworkError> {
-        let config = Config::new(self.plan.mode, dns_port, record_allowed);
+        let config = Config::new(
+            self.plan.mode,
+            dns_port,
+            record_allowed,
+            self.plan.judge_loopback,
+        );
         match cgroup2_dir {
             Some(dir) => Ok(purple_ebpf::attach(dir, pin_dir, config, &self.rules)?),
             None if self.requested => Err(NetworkError::NoCgroup2),
@@ -180,14 +279,17 @@ impl RuleBook {
             return "DNS to a server other than Purple's resolver".into();
         }
         if id == RULE_LOOPBACK {
-            return "loopback (always allowed)".into();
+            return "loopback of the container's own network namespace".into();
         }
         if let Some(r) = id.checked_sub(1).and_then(|i| self.rules.get(i as usize)) {
             let action = match r.action {
                 Action::Allow => "allow",
                 Action::Deny => "deny",
             };
-            return format!("#{id} {action} {}", r.cidr);
+            return match &r.name {
+                Some(name) => format!("#{id} {action} {} ({name})", r.cidr),
+                None => format!("#{id} {action} {}", r.cidr),
+            };
         }
         match self.domains.iter().find(|d| d.id == id) {
             Some(d) => d.label(),

@@ -40,8 +40,9 @@
 #define PURPLE_RULE_DEFAULT 0
 /* DNS to a server other than Purple's resolver (ids 1..MAX_RULES are rules). */
 #define PURPLE_RULE_DNS (PURPLE_MAX_RULES + 1)
-/* Loopback in the container's own network namespace: always allowed, and
- * named apart so that an allowed record never credits the mode's default. */
+/* Loopback in the container's own network namespace: allowed, and named apart
+ * so that an allowed record never credits the mode's default. Also Purple's
+ * resolver on 127.0.0.1 when loopback is judged. */
 #define PURPLE_RULE_LOOPBACK (PURPLE_MAX_RULES + 2)
 
 struct purple_key_v4 {
@@ -72,7 +73,8 @@ struct purple_config {
 	__u8 mode;
 	__u8 record_allowed; /* 1: allowed connect/sendmsg decisions emit events too */
 	__u16 dns_port; /* network byte order; 0: no resolver, DNS judged like any traffic */
-	__u32 pad2;
+	__u8 judge_loopback; /* 1: the namespace's loopback is not the container's own */
+	__u8 pad[3];
 };
 
 /* Where a redirected DNS socket meant to go, by socket cookie: replies are
@@ -212,13 +214,29 @@ static __always_inline int purple_is_loopback4(__u32 daddr_be)
 	return (bpf_ntohl(daddr_be) >> 24) == 127;
 }
 
+/*
+ * Whether a loopback destination is let through unjudged: always when the
+ * namespace is the container's own; when it is shared (the caller's, the
+ * host's), only Purple's resolver (the redirected sockets' later packets).
+ */
+static __always_inline int purple_loopback_free(__u8 protocol, __u16 port)
+{
+	const struct purple_config *cfg = purple_config();
+
+	if (!cfg)
+		return 0;
+	if (!cfg->judge_loopback)
+		return 1;
+	return cfg->dns_port && port == bpf_ntohs(cfg->dns_port) &&
+	       (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP);
+}
+
 static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 port,
 					   __u32 *rule_id)
 {
 	struct purple_key_v4 key = { .prefixlen = 32 };
 
-	/* Loopback inside the container's own network namespace is always fine. */
-	if (purple_is_loopback4(daddr_be)) {
+	if (purple_is_loopback4(daddr_be) && purple_loopback_free(protocol, port)) {
 		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
@@ -234,7 +252,8 @@ static __always_inline int purple_judge_v6(const __u32 daddr[4], __u8 protocol, 
 
 	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff))
 		return purple_judge_v4(daddr[3], protocol, port, rule_id);
-	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1)) {
+	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1) &&
+	    purple_loopback_free(protocol, port)) {
 		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
