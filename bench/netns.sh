@@ -46,8 +46,8 @@ filesystem:
   scratch_paths: ["/tmp"]
 EOF
 }
-policy bench-private "  isolated: false" > "$WORK/private.yaml"
-policy bench-host "  namespace: host" > "$WORK/host.yaml"
+policy private "  isolated: false" > "$WORK/private.yaml"
+policy host "  namespace: host" > "$WORK/host.yaml"
 
 in_client="nsenter --net=/run/netns/$cns"
 id="${TAG}-\$\$"

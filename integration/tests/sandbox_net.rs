@@ -128,24 +128,26 @@ for arg in sys.argv[1:]:
         print(name, tcp(addr.strip("[]"), int(port)))
 "#;
 
-/// `purple run` of `policy` inside the client namespace, with the agent
-/// trying `targets`; returns the output and the sandbox's audit records.
+/// `purple run` of the policy `name` with `network` inside the client
+/// namespace, with the agent trying `targets`; returns the output and the
+/// sandbox's audit records.
 fn run_agent(
     net: &TestNet,
     oci: &Oci,
     id: &str,
-    policy: &str,
+    (name, network): (&str, &str),
     targets: &[&str],
 ) -> (Output, Vec<Value>) {
     let work = tempfile::tempdir().unwrap();
     fs::write(work.path().join("agent.py"), AGENT).unwrap();
-    fs::write(work.path().join("policy.yaml"), policy).unwrap();
+    let file = format!("./{name}.yaml");
+    fs::write(work.path().join(&file), policy(name, network)).unwrap();
     let out = Command::new("nsenter")
         .arg(format!("--net={}", net.client_path()))
         .arg(purple())
         .arg("--root")
         .arg(oci.root.path())
-        .args(["run", "--profile", "./policy.yaml", "--id", id, "--"])
+        .args(["run", "--profile", &file, "--id", id, "--"])
         .args(["python3", "agent.py"])
         .args(targets)
         .current_dir(work.path())
@@ -202,7 +204,9 @@ fn assert_line(out: &Output, want: &str) {
 fn blocked_rule(records: &[Value], addr: &str) -> Option<String> {
     records
         .iter()
-        .find(|r| r["kind"] == "network.blocked" && r["details"]["destination"].as_str() == Some(addr))
+        .find(|r| {
+            r["kind"] == "network.blocked" && r["details"]["destination"].as_str() == Some(addr)
+        })
         .map(|r| r["rule"].as_str().unwrap_or_default().to_owned())
 }
 
@@ -229,12 +233,12 @@ fn private_namespace_keeps_the_host_out_of_reach() {
     let host = HostServices::start(&net);
     let oci = Oci::new();
     let id = unique_id("snet");
-    let p = policy("snet-deny", "  blocked_ips: [\"1.1.1.1\"]");
+    let p = ("snet-deny", "  blocked_ips: [\"1.1.1.1\"]");
     let (out, records) = run_agent(
         &net,
         &oci,
         &id,
-        &p,
+        p,
         &[
             &format!("loopback=127.0.0.1:{SERVICE_PORT}"),
             &format!("caller=[{CALLER_ADDR}]:{SERVICE_PORT}"),
@@ -254,7 +258,8 @@ fn private_namespace_keeps_the_host_out_of_reach() {
     assert_eq!(host.hits(), "", "a host service was reached");
     assert!(net.received().contains("10.99.0.1"), "{}", net.received());
     for addr in [CALLER_ADDR, SLIRP_GATEWAY] {
-        let rule = blocked_rule(&records, addr).unwrap_or_else(|| panic!("no record for {addr}: {records:?}"));
+        let rule = blocked_rule(&records, addr)
+            .unwrap_or_else(|| panic!("no record for {addr}: {records:?}"));
         assert!(rule.ends_with("(host address)"), "{addr}: {rule}");
     }
     assert_run_left_nothing(&oci, &id);
@@ -268,7 +273,7 @@ fn host_addresses_beat_a_broad_allow() {
     let host = HostServices::start(&net);
     let oci = Oci::new();
     let id = unique_id("snet");
-    let p = policy(
+    let p = (
         "snet-allow",
         "  mode: allow-list\n  allowed_ips: [\"10.0.0.0/8\"]",
     );
@@ -276,7 +281,7 @@ fn host_addresses_beat_a_broad_allow() {
         &net,
         &oci,
         &id,
-        &p,
+        p,
         &[
             &format!("caller={CALLER_ADDR}:{SERVICE_PORT}"),
             "outside=10.99.0.1:80",
@@ -301,7 +306,7 @@ fn shared_namespace_judges_loopback_and_scopes_abstract_sockets() {
     let host = HostServices::start(&net);
     let oci = Oci::new();
     let id = unique_id("snet");
-    let p = policy(
+    let p = (
         "snet-host",
         "  namespace: host\n  mode: allow-list\n  allowed_ips: [\"10.99.0.1\"]",
     );
@@ -309,7 +314,7 @@ fn shared_namespace_judges_loopback_and_scopes_abstract_sockets() {
         &net,
         &oci,
         &id,
-        &p,
+        p,
         &[
             &format!("loopback=127.0.0.1:{SERVICE_PORT}"),
             &format!("loopback6=[::1]:{SERVICE_PORT}"),
@@ -336,7 +341,7 @@ fn shared_namespace_judges_loopback_and_scopes_abstract_sockets() {
 
     // Named by the policy, loopback is reachable again.
     let id = unique_id("snet");
-    let p = policy(
+    let p = (
         "snet-host-lo",
         "  namespace: host\n  mode: allow-list\n  allowed_ips: [\"127.0.0.1\"]",
     );
@@ -344,7 +349,7 @@ fn shared_namespace_judges_loopback_and_scopes_abstract_sockets() {
         &net,
         &oci,
         &id,
-        &p,
+        p,
         &[&format!("loopback=127.0.0.1:{SERVICE_PORT}")],
     );
     assert!(out.status.success(), "{out:?}");
@@ -360,14 +365,21 @@ fn shared_namespace_judges_loopback_and_scopes_abstract_sockets() {
 fn egress_helper_belongs_to_the_sandbox() {
     let work = tempfile::tempdir().unwrap();
     fs::write(
-        work.path().join("policy.yaml"),
+        work.path().join("snet-helper.yaml"),
         policy("snet-helper", "  isolated: false"),
     )
     .unwrap();
     let oci = Oci::new();
     let st = Command::new(purple())
         .current_dir(work.path())
-        .args(["translate", "./policy.yaml", "-o", "bundle", "--", "true"])
+        .args([
+            "translate",
+            "./snet-helper.yaml",
+            "-o",
+            "bundle",
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
     assert!(st.status.success(), "{st:?}");
@@ -377,7 +389,9 @@ fn egress_helper_belongs_to_the_sandbox() {
         let id = unique_id("snet");
         oci.create(&id, &bundle, &[]);
         let rec = oci.record(&id);
-        let pid = rec["egress_pid"].as_u64().expect("helper pid in the record") as u32;
+        let pid = rec["egress_pid"]
+            .as_u64()
+            .expect("helper pid in the record") as u32;
         assert_eq!(helpers_of(&id), vec![pid], "{how}");
         let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         assert!(

@@ -12,8 +12,7 @@ use serde_json::{json, Value};
 
 use crate::plan::{
     Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
-    SLIRP_DNS,
-    POLICY_NAME_ANNOTATION,
+    POLICY_NAME_ANNOTATION, SLIRP_DNS,
 };
 use crate::schema::*;
 use crate::supervision::{AuditPlan, SessionPlan, AUDIT_ANNOTATION, SESSION_ANNOTATION};

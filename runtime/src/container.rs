@@ -37,8 +37,8 @@ use crate::dns;
 use crate::egress::{self, EgressError};
 use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
-use crate::seccomp::{self, Interim, Notifier};
 use crate::scope::ScopedExecutor;
+use crate::seccomp::{self, Interim, Notifier};
 use crate::supervisor::{self, SupervisorArgs};
 use crate::tenant;
 

@@ -175,7 +175,10 @@ pub fn stop(pid: u32, id: &str) {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut p, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
             Err(nix::errno::Errno::EINTR) => continue,
             Ok(0) => {
                 tracing::warn!("{SLIRP4NETNS} {pid} of {id} still runs after SIGKILL");
