@@ -281,7 +281,7 @@ impl RuleBook {
             return "DNS to a server other than Purple's resolver".into();
         }
         if id == RULE_LOOPBACK {
-            return "loopback of the container's own network namespace".into();
+            return "loopback (always allowed)".into();
         }
         if let Some(r) = id.checked_sub(1).and_then(|i| self.rules.get(i as usize)) {
             let action = match r.action {
