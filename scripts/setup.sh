@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config libseccomp-dev clang llvm libelf-dev libbpf-dev \
-  busybox-static runc podman containerd uidmap slirp4netns fuse-overlayfs \
+  busybox-static runc podman containerd uidmap slirp4netns passt fuse-overlayfs \
   bpftool iproute2 iperf3 hyperfine python3 ca-certificates >/dev/null
 
 if ! command -v cargo >/dev/null; then
