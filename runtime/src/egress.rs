@@ -153,6 +153,16 @@ fn is_ours(pid: u32, id: &str) -> bool {
     env.split(|b| *b == 0).any(|kv| kv == mark.as_bytes())
 }
 
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
 /// Stops the helper `pid` of container `id` if it still is that process,
 /// and waits until it is gone (reaped, when it is this process's child).
 pub fn stop(pid: u32, id: &str) {
@@ -166,6 +176,11 @@ pub fn stop(pid: u32, id: &str) {
     // SAFETY: pidfd_open just returned this fd, owned by nobody else.
     let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw as i32) };
     if !is_ours(pid, id) {
+        // Already exited (its supervisor went first): a zombie has no
+        // environment left. Reaped here when it is this process's child.
+        if is_zombie(pid) {
+            let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+        }
         return;
     }
     let pid = Pid::from_raw(pid as i32);

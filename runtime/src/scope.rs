@@ -84,14 +84,13 @@ pub fn scope_abstract_unix() -> Result<(), ScopeError> {
     let fd = fd as libc::c_int;
     // SAFETY: prctl with integer arguments; restrict_self takes the ruleset
     // fd just made; close releases it.
-    let restricted = unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            Err(io::Error::last_os_error())
-        } else if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) != 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+    let failed = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) != 0
+    };
+    let restricted = match failed {
+        true => Err(io::Error::last_os_error()),
+        false => Ok(()),
     };
     // SAFETY: closing the fd made above, used by nothing else.
     unsafe { libc::close(fd) };
