@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::audit::{self, AuditLog, Entry};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
+use crate::cgroupfs::{self, CgroupMountError};
 use crate::dns;
 use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
@@ -69,6 +70,8 @@ pub enum LifecycleError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Cgroup2(#[from] Cgroup2Error),
+    #[error(transparent)]
+    CgroupMount(#[from] CgroupMountError),
     #[error(transparent)]
     Network(#[from] NetworkError),
     #[error("cgroup of container \"{id}\": {msg}")]
@@ -479,6 +482,7 @@ impl Runtime {
                 id: id.clone(),
                 reason: "init process has no pid".into(),
             })?;
+        cgroupfs::make_readonly(pid.as_raw(), &cgroupfs::readonly_destinations(&spec))?;
         let cgroup2_dir = match (&layout, &record.cgroup2_dir) {
             (_, Some(dir)) => {
                 cgroup2::create(dir)?;

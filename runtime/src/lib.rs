@@ -5,6 +5,7 @@ pub mod alert;
 pub mod audit;
 pub mod bundle;
 pub mod cgroup2;
+pub mod cgroupfs;
 pub mod cli;
 pub mod console;
 pub mod container;
