@@ -15,6 +15,7 @@ pub mod id;
 pub mod logging;
 pub mod network;
 pub mod oci;
+pub mod pidfd;
 pub mod seccomp;
 pub mod signal;
 pub mod supervisor;
