@@ -3,8 +3,10 @@
 //! Limits take the smaller value, capability sets their intersection,
 //! `noNewPrivileges` and a read-only root are switched on, system calls the
 //! profile denies are removed from the spec's allow rules and denied, and
-//! the profile's network, audit and session plans are attached. The image's
-//! own mounts, user and process stay as they are.
+//! the profile's network, audit and session plans are attached. Devices,
+//! `/sys` and the cgroup mounts are cut back to the profile's (read-only,
+//! its device allow-list), whatever `--privileged` opened. The image's other
+//! mounts, user and process stay as they are.
 
 use serde_json::{json, Value};
 
@@ -112,6 +114,50 @@ fn tighten_seccomp(
     Ok(())
 }
 
+/// Whether the profile's device rules (`wanted`, a deny-all followed by
+/// allows) let the container use device `d` (an OCI `linux.devices` entry).
+fn device_allowed(d: &Value, wanted: &[Value]) -> bool {
+    wanted.iter().any(|r| {
+        r["allow"] == json!(true)
+            && (r["type"] == d["type"] || r["type"] == json!("a"))
+            && r.get("major").is_none_or(|m| *m == d["major"])
+            && r.get("minor").is_none_or(|m| *m == d["minor"])
+    })
+}
+
+/// What reaches the host beyond the process: devices, `/sys` and the cgroup
+/// mounts. An engine's `--privileged` opens all of them (every host device
+/// node, `a *:* rwm`, a writable `/sys`); under a profile they are cut back to
+/// the profile's: its device allow-list, `/sys` and cgroups read-only.
+fn tighten_host_access(out: &mut Value, wanted: &Value) {
+    if let Some(mounts) = out.get_mut("mounts").and_then(Value::as_array_mut) {
+        for m in mounts {
+            let host_fs = matches!(m["type"].as_str(), Some("sysfs" | "cgroup" | "cgroup2"))
+                || m["destination"] == json!("/sys");
+            if !host_fs {
+                continue;
+            }
+            let options = entry(m, "options", json!([]));
+            if let Some(o) = options.as_array_mut() {
+                o.retain(|o| o != "rw");
+                if !o.iter().any(|o| o == "ro") {
+                    o.push(json!("ro"));
+                }
+            }
+        }
+    }
+    let rules = wanted["linux"]["resources"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let linux = entry(out, "linux", json!({}));
+    if let Some(devices) = linux.get_mut("devices").and_then(Value::as_array_mut) {
+        devices.retain(|d| device_allowed(d, &rules));
+    }
+    let res = entry(linux, "resources", json!({}));
+    res["devices"] = json!(rules);
+}
+
 /// Applies `policy` to `spec`, tightening only.
 pub fn tighten(
     spec: &oci_spec::runtime::Spec,
@@ -201,5 +247,6 @@ pub fn tighten(
         }
     }
     tighten_seccomp(linux, wanted["linux"].get("seccomp"), policy)?;
+    tighten_host_access(&mut out, &wanted);
     serde_json::from_value(out).map_err(bad)
 }

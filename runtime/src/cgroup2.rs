@@ -66,6 +66,15 @@ fn detect_at(root: &Path) -> Layout {
 impl Layout {
     /// The directory Purple creates for `id` on hybrid hosts; `None` elsewhere
     /// (libcontainer owns the v2 directory, and v1-only hosts have none).
+    /// Where the unified hierarchy is mounted, if anywhere.
+    pub fn unified(&self) -> Option<&Path> {
+        match self {
+            Layout::Hybrid { unified } => Some(unified),
+            Layout::V2 => Some(Path::new(CGROUP_ROOT)),
+            Layout::V1 => None,
+        }
+    }
+
     pub fn purple_dir(&self, id: &str) -> Option<PathBuf> {
         match self {
             Layout::Hybrid { unified } => Some(unified.join("purple").join(id)),
@@ -90,6 +99,37 @@ pub fn join(dir: &Path, pid: i32) -> Result<(), Cgroup2Error> {
         path: dir.to_owned(),
         source,
     })
+}
+
+/// The caller's stay in a container's cgroup2 directory; leaving it (on
+/// drop) moves the caller back where it came from.
+///
+/// libcontainer makes the cgroup namespace in a child of the caller, rooted
+/// at the cgroup that child is in. On hybrid hosts its v1 manager never puts
+/// that child in a cgroup2 directory, so `create` visits the container's own
+/// while libcontainer forks: the namespace is then rooted there, and the
+/// container cannot see, nor move itself to, any cgroup above it.
+#[must_use]
+pub struct Visit {
+    home: PathBuf,
+}
+
+impl Visit {
+    pub fn enter(dir: &Path, mount: &Path) -> Result<Self, Cgroup2Error> {
+        let home = of_process(std::process::id() as i32, mount)?;
+        join(dir, 0)?;
+        Ok(Self { home })
+    }
+}
+
+impl Drop for Visit {
+    fn drop(&mut self) {
+        // Staying would put the runtime among the container's processes,
+        // which delete kills.
+        if let Err(e) = join(&self.home, 0) {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 /// The cgroup2 directory `pid` is in, from the `0::` line of `/proc/<pid>/cgroup`.

@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,10 +33,12 @@ use serde_json::json;
 use crate::audit::{self, AuditLog, Entry};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
+use crate::cgroupfs::{self, CgroupMountError};
 use crate::dns;
 use crate::egress::{self, EgressError};
 use crate::id::ContainerId;
 use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
+use crate::pidfd;
 use crate::scope::ScopedExecutor;
 use crate::seccomp::{self, Interim, Notifier};
 use crate::supervisor::{self, SupervisorArgs};
@@ -71,6 +73,8 @@ pub enum LifecycleError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Cgroup2(#[from] Cgroup2Error),
+    #[error(transparent)]
+    CgroupMount(#[from] CgroupMountError),
     #[error(transparent)]
     Network(#[from] NetworkError),
     #[error(transparent)]
@@ -144,7 +148,7 @@ fn init_failure(debug: &str) -> Option<String> {
 /// would keep the host's ids: root in it would be root on the host. Entering
 /// it here, before libcontainer forks, puts the tenant in it; the container's
 /// other namespaces belong to it and can still be entered from inside.
-fn join_user_namespace(init: Pid) -> Result<(), LifecycleError> {
+fn join_user_namespace(init: Pid, init_fd: &OwnedFd) -> Result<(), LifecycleError> {
     use std::os::unix::fs::MetadataExt;
     let theirs = PathBuf::from(format!("/proc/{init}/ns/user"));
     let ours = Path::new("/proc/self/ns/user");
@@ -152,8 +156,9 @@ fn join_user_namespace(init: Pid) -> Result<(), LifecycleError> {
     if inode(&theirs)? == inode(ours)? {
         return Ok(());
     }
-    let ns = fs::File::open(&theirs).map_err(io_err(&theirs))?;
-    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+    // Through the pidfd: the namespace of the verified process, not of
+    // whatever holds the pid now.
+    nix::sched::setns(init_fd, nix::sched::CloneFlags::CLONE_NEWUSER)
         .map_err(|e| io_err(&theirs)(io::Error::from(e)))
 }
 
@@ -194,6 +199,10 @@ pub struct Record {
     /// sockets created outside it (Landlock scoping).
     #[serde(default)]
     pub scope_abstract_unix: bool,
+    /// The init process's start time: its pid alone may name a later
+    /// process once init is gone.
+    #[serde(default)]
+    pub init_start_time: Option<u64>,
 }
 
 fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
@@ -378,7 +387,31 @@ impl Runtime {
             }
         };
         c.refresh_status().map_err(lc)?;
+        if self.init_recycled(id, &c) {
+            // Forget the pid: libcontainer's own delete and kill would
+            // otherwise signal whatever process holds it now.
+            c.state.pid = None;
+            c.set_status(ContainerStatus::Stopped);
+        }
         Ok(c)
+    }
+
+    /// Whether the recorded init pid now names another process.
+    fn init_recycled(&self, id: &ContainerId, c: &Container) -> bool {
+        let (Some(pid), Some(start)) = (c.pid(), self.record(id).and_then(|r| r.init_start_time))
+        else {
+            return false;
+        };
+        c.status() != ContainerStatus::Stopped && pidfd::start_time(pid.as_raw()) != Some(start)
+    }
+
+    /// A pidfd for the container's init process, if it is still that process.
+    fn init_pidfd(&self, id: &ContainerId, c: &Container) -> Option<OwnedFd> {
+        let pid = c.pid()?.as_raw();
+        match self.record(id).and_then(|r| r.init_start_time) {
+            Some(start) => pidfd::open_verified(pid, start),
+            None => pidfd::open(pid),
+        }
     }
 
     /// IDs of all containers under the root, sorted.
@@ -468,6 +501,7 @@ impl Runtime {
             // Engines' containers on the host's network too (podman's
             // `--network host`), when they run under a Purple plan.
             scope_abstract_unix: shared_netns && enforcement.requested,
+            init_start_time: None,
         };
         save_record(pdir, &record)?;
         if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -479,6 +513,13 @@ impl Runtime {
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
 
+        let visit = match (&record.cgroup2_dir, layout.unified()) {
+            (Some(dir), Some(mount)) => {
+                cgroup2::create(dir)?;
+                Some(cgroup2::Visit::enter(dir, mount)?)
+            }
+            _ => None,
+        };
         let mut base = ContainerBuilder::new(id.to_string(), SyscallType::default());
         if record.scope_abstract_unix {
             base = base.with_executor(ScopedExecutor {
@@ -497,7 +538,9 @@ impl Runtime {
             .with_detach(opts.detach)
             .with_no_pivot(opts.no_pivot)
             .build()
-            .map_err(lc)?;
+            .map_err(lc);
+        drop(visit);
+        let container = container?;
 
         let pid = container
             .pid()
@@ -505,12 +548,12 @@ impl Runtime {
                 id: id.clone(),
                 reason: "init process has no pid".into(),
             })?;
+        record.init_start_time = pidfd::start_time(pid.as_raw());
+        save_record(pdir, &record)?;
+        cgroupfs::make_readonly(pid.as_raw(), &cgroupfs::readonly_destinations(&spec))?;
         let cgroup2_dir = match (&layout, &record.cgroup2_dir) {
-            (_, Some(dir)) => {
-                cgroup2::create(dir)?;
-                cgroup2::join(dir, pid.as_raw())?;
-                Some(dir.clone())
-            }
+            // init was born there (see Visit).
+            (_, Some(dir)) => Some(dir.clone()),
             (cgroup2::Layout::V2, None) => Some(cgroup2::of_process(
                 pid.as_raw(),
                 Path::new("/sys/fs/cgroup"),
@@ -591,6 +634,7 @@ impl Runtime {
                 seccomp_fds: (first_seccomp..).take(seccomp_fds.len()).collect(),
                 session: Some(session),
                 init_pid: Some(pid.as_raw()),
+                init_start_time: record.init_start_time,
                 alerts: Some(audit_plan.alerts),
             };
             let spid = supervisor::spawn(&self.root, &args, &fds)
@@ -746,22 +790,27 @@ impl Runtime {
         if !alive && !all {
             return Err(LifecycleError::NotRunning(id.clone()));
         }
-        let targets = if all {
-            self.pids(id)?
+        // Each target is held by a pidfd before it is checked, so a pid freed
+        // and reused meanwhile is never signalled.
+        let targets: Vec<OwnedFd> = if all {
+            let held: Vec<(i32, OwnedFd)> = self
+                .pids(id)?
+                .into_iter()
+                .filter_map(|pid| Some((pid, pidfd::open(pid)?)))
+                .collect();
+            let still = self.pids(id)?;
+            held.into_iter()
+                .filter(|(pid, _)| still.contains(pid))
+                .map(|(_, fd)| fd)
+                .collect()
         } else {
-            c.pid().map(Pid::as_raw).into_iter().collect()
+            self.init_pidfd(id, &c).into_iter().collect()
         };
-        for pid in targets {
-            // SAFETY: kill(2) has no memory effects; ESRCH (already gone) is fine.
-            if unsafe { libc::kill(pid, signal) } != 0 {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(LifecycleError::Io {
-                        path: format!("/proc/{pid}").into(),
-                        source: err,
-                    });
-                }
-            }
+        for fd in &targets {
+            pidfd::send_signal(fd, signal).map_err(|source| LifecycleError::Io {
+                path: format!("/proc/{}", c.pid().map_or(0, Pid::as_raw)).into(),
+                source,
+            })?;
         }
         // A frozen task cannot die until it is thawed.
         if signal == libc::SIGKILL && c.status() == ContainerStatus::Paused {
@@ -931,14 +980,38 @@ impl Runtime {
         if let Some(dir) = self.record(id).and_then(|r| r.cgroup2_dir) {
             cgroup2::join(&dir, 0)?;
         }
+        // Held for the whole exec: libcontainer joins the namespaces of the
+        // recorded pid, which must still be this container's init throughout.
+        let init = self
+            .init_pidfd(id, &c)
+            .ok_or_else(|| LifecycleError::NotRunning(id.clone()))?;
         if let Some(pid) = c.pid() {
-            join_user_namespace(pid)?;
+            join_user_namespace(pid, &init)?;
         }
         let pdir = self.purple_dir(id);
-        let process_file = match (&opts.process, opts.tty) {
-            (Some(p), _) => Some(p.clone()),
-            (None, true) => Some(self.tty_process(id, &pdir, opts)?),
+        let ceiling = tenant::Ceiling::of(&Bundle::load(&pdir.join("bundle"))?.spec);
+        let process: Option<Process> = match (&opts.process, opts.tty) {
+            (Some(p), _) => Some(read_process(p)?),
+            (None, true) => Some(self.tty_process(&pdir, opts)?),
             (None, false) => None,
+        };
+        // A file of Purple's own when it changed the process (the terminal, the
+        // profile's ceiling); the caller's otherwise.
+        let process_file = match (process, &ceiling) {
+            (Some(p), Some(ceiling)) => {
+                Some(self.write_process(id, &pdir, &ceiling.cap_process(p))?)
+            }
+            (Some(p), None) if opts.process.is_none() => Some(self.write_process(id, &pdir, &p)?),
+            (Some(_), None) => opts.process.clone(),
+            (None, _) => None,
+        };
+        let own_file = process_file.is_some() && process_file != opts.process;
+        let (caps, no_new_privs) = match &ceiling {
+            Some(c) => (
+                c.cap_names(&opts.caps),
+                opts.no_new_privs || c.no_new_privileges(),
+            ),
+            None => (opts.caps.clone(), opts.no_new_privs),
         };
         let mut base = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
@@ -982,8 +1055,8 @@ impl Runtime {
             .with_detach(opts.detach)
             .with_env(opts.env.iter().cloned().collect())
             .with_cwd(opts.cwd.as_ref())
-            .with_no_new_privs(opts.no_new_privs)
-            .with_capabilities(opts.caps.clone())
+            .with_no_new_privs(no_new_privs)
+            .with_capabilities(caps)
             .with_additional_gids(opts.additional_gids.clone())
             .with_user(opts.user.map(|u| u.0))
             .with_group(opts.user.and_then(|u| u.1))
@@ -992,31 +1065,51 @@ impl Runtime {
             builder = builder.with_container_args(opts.args.clone());
         }
         let pid = builder.build().map_err(lc);
-        if opts.process.is_none() {
-            if let Some(p) = &process_file {
-                let _ = fs::remove_file(p);
-            }
+        if let Some(p) = process_file.as_ref().filter(|_| own_file) {
+            let _ = fs::remove_file(p);
         }
-        pid
+        let pid = pid?;
+        if pidfd::exited(&init) {
+            // Init died while libcontainer looked up its namespaces by pid:
+            // the new process may sit in another process's namespaces.
+            if let Some(fd) = pidfd::open(pid.as_raw()) {
+                let _ = pidfd::send_signal(&fd, libc::SIGKILL);
+            }
+            return Err(LifecycleError::NotRunning(id.clone()));
+        }
+        Ok(pid)
     }
 
-    /// A process.json for `exec --tty CMD`: libcontainer only takes a terminal
+    /// The process of `exec --tty CMD`: libcontainer only takes a terminal
     /// from a process file, so build one from the container's own process.
-    fn tty_process(
-        &self,
-        id: &ContainerId,
-        pdir: &Path,
-        opts: &ExecOptions,
-    ) -> Result<PathBuf, LifecycleError> {
+    fn tty_process(&self, pdir: &Path, opts: &ExecOptions) -> Result<Process, LifecycleError> {
         let bundle = Bundle::load(&pdir.join("bundle"))?;
         let mut process: Process = bundle.spec.process().clone().unwrap_or_default();
         process.set_args(Some(opts.args.clone()));
         process.set_terminal(Some(true));
+        Ok(process)
+    }
+
+    fn write_process(
+        &self,
+        id: &ContainerId,
+        pdir: &Path,
+        process: &Process,
+    ) -> Result<PathBuf, LifecycleError> {
         let path = pdir.join(format!("exec-{}-{}.json", id, std::process::id()));
-        let json = serde_json::to_vec(&process).expect("process serialises");
+        let json = serde_json::to_vec(process).expect("process serialises");
         fs::write(&path, json).map_err(io_err(&path))?;
         Ok(path)
     }
+}
+
+/// The caller's process.json (`exec --process`).
+fn read_process(path: &Path) -> Result<Process, LifecycleError> {
+    let text = fs::read(path).map_err(io_err(path))?;
+    serde_json::from_slice(&text).map_err(|e| LifecycleError::Io {
+        path: path.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use std::os::unix::net::UnixListener;
 use crate::alert::Alerter;
 use crate::audit::{AuditError, AuditLog, Entry};
 use crate::network::RuleBook;
+use crate::pidfd;
 use crate::seccomp::{Notifier, Profile};
 
 /// What the supervisor needs; passed on its command line.
@@ -67,6 +68,10 @@ pub struct SupervisorArgs {
     /// The container's init process (host pid), whose exit status `exited` reports.
     #[arg(long)]
     pub init_pid: Option<i32>,
+    /// Its start time (`/proc/<pid>/stat` field 22), which tells it from a
+    /// later process given the same pid.
+    #[arg(long)]
+    pub init_start_time: Option<u64>,
     /// Alert targets (the `alerts` of `io.purple.audit`, JSON).
     #[arg(long, value_parser = json_arg::<Alerts>)]
     pub alerts: Option<Alerts>,
@@ -235,6 +240,9 @@ pub fn spawn(root: &Path, args: &SupervisorArgs, fds: &[RawFd]) -> std::io::Resu
     }
     if let Some(pid) = args.init_pid {
         cmd.arg("--init-pid").arg(pid.to_string());
+    }
+    if let Some(start) = args.init_start_time {
+        cmd.arg("--init-start-time").arg(start.to_string());
     }
     if let Some(a) = &args.alerts {
         cmd.arg("--alerts")
@@ -423,13 +431,6 @@ pub fn status_json(status: i32) -> serde_json::Value {
 }
 
 /// A pidfd of `pid`: readable once it exits.
-fn pidfd(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes no pointers; a valid fd is ours to own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: as above.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// The supervisor's loop; returns when the container is gone or on SIGTERM.
 pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
     let mut log = AuditLog::open(&args.log, &args.id, args.policy.as_deref())?;
@@ -460,7 +461,15 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         terminated: None,
         killed: false,
     };
-    let mut init = args.init_pid.and_then(|pid| Some((pid, pidfd(pid)?)));
+    // A recycled pid is not the container's init: without its start time
+    // matching, there is no init to wait for.
+    let mut init = args.init_pid.and_then(|pid| {
+        let fd = match args.init_start_time {
+            Some(start) => pidfd::open_verified(pid, start),
+            None => pidfd::open(pid),
+        };
+        Some((pid, fd?))
+    });
     let mut exit_status = None;
     let mask = handled_signals();
     let sigfd = mask
@@ -600,7 +609,7 @@ pub fn wait_exit(pid: u32, id: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     // Opened before the check: the pidfd keeps naming this process even if
     // the pid is reused after it is reaped.
-    let Some(fd) = pidfd(pid as i32) else {
+    let Some(fd) = pidfd::open(pid as i32) else {
         return true;
     };
     if !is_ours(pid, id) || is_zombie(pid) {

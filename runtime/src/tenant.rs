@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
-use oci_spec::runtime::{LinuxSeccomp, Spec};
+use oci_spec::runtime::{Capabilities, Capability, LinuxSeccomp, Process, Spec};
+use purple_policy::plan::PROFILE_ANNOTATION;
 
 /// Stored next to the record at create: the filter exec'd processes get.
 pub const SECCOMP_FILE: &str = "exec-seccomp.json";
@@ -127,5 +128,101 @@ impl Executor for FilteredExecutor {
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         libcontainer::workload::default::get_executor().validate(spec)
+    }
+}
+
+/// The capabilities a profile allows: the ceiling of every exec'd process.
+///
+/// libcontainer gives an exec'd process what the engine asks (podman
+/// `exec --privileged` writes every capability into its process.json), not
+/// what the container's init got. Under a profile (`io.purple.profile`) the
+/// init's bounding set, already cut to the profile, caps every set of every
+/// exec'd process, and its `noNewPrivileges` holds for them too.
+pub struct Ceiling {
+    allowed: Capabilities,
+    no_new_privileges: bool,
+}
+
+impl Ceiling {
+    /// The ceiling of a container whose effective spec is `spec`; None when
+    /// no profile applies (the engine's word stands, as under runc).
+    pub fn of(spec: &Spec) -> Option<Self> {
+        spec.annotations().as_ref()?.get(PROFILE_ANNOTATION)?;
+        let process = spec.process().as_ref();
+        Some(Self {
+            allowed: process
+                .and_then(|p| p.capabilities().as_ref())
+                .and_then(|c| c.bounding().clone())
+                .unwrap_or_default(),
+            no_new_privileges: process.and_then(|p| p.no_new_privileges()) == Some(true),
+        })
+    }
+
+    /// `process` with each capability set cut to the ceiling.
+    pub fn cap_process(&self, mut process: Process) -> Process {
+        if let Some(mut caps) = process.capabilities().clone() {
+            let cut = |set: &Option<Capabilities>| {
+                set.as_ref()
+                    .map(|s| s.intersection(&self.allowed).copied().collect())
+            };
+            let sets = [
+                cut(caps.bounding()),
+                cut(caps.effective()),
+                cut(caps.permitted()),
+                cut(caps.inheritable()),
+                cut(caps.ambient()),
+            ];
+            let [bounding, effective, permitted, inheritable, ambient] = sets;
+            caps.set_bounding(bounding)
+                .set_effective(effective)
+                .set_permitted(permitted)
+                .set_inheritable(inheritable)
+                .set_ambient(ambient);
+            process.set_capabilities(Some(caps));
+        }
+        if self.no_new_privileges {
+            process.set_no_new_privileges(Some(true));
+        }
+        process
+    }
+
+    /// The `--cap` names the ceiling allows; names that do not parse are
+    /// kept for libcontainer to refuse.
+    pub fn cap_names(&self, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| {
+                let full = if n.starts_with("CAP_") {
+                    n.to_string()
+                } else {
+                    format!("CAP_{n}")
+                };
+                // The spec's own spelling (serde), which `FromStr` does not share.
+                serde_json::from_value::<Capability>(serde_json::Value::String(full))
+                    .map_or(true, |c| self.allowed.contains(&c))
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn no_new_privileges(&self) -> bool {
+        self.no_new_privileges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_names_beyond_the_ceiling_are_dropped() {
+        let ceiling = Ceiling {
+            allowed: [Capability::Kill].into_iter().collect(),
+            no_new_privileges: true,
+        };
+        let asked: Vec<String> = ["CAP_KILL", "SYS_ADMIN", "CAP_DAC_OVERRIDE", "CAP_NOPE"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(ceiling.cap_names(&asked), ["CAP_KILL", "CAP_NOPE"]);
     }
 }

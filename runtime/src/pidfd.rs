@@ -1,0 +1,100 @@
+//! Processes named by pid *and* start time, held by pidfd.
+//!
+//! A recorded pid outlives its process: once the container's init exits and
+//! is reaped, the kernel hands the number to the next fork, on the host too.
+//! Like runc, Purple records init's start time (field 22 of
+//! `/proc/<pid>/stat`, clock ticks since boot) and treats a pid whose start
+//! time differs as a process that is gone. To act on it without a window, it
+//! opens a pidfd first and checks the start time afterwards: if the check
+//! passes, the pidfd names the recorded process (a process created after
+//! the open cannot have the recorded start time), and signals go through the
+//! pidfd, never through the number.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`; None once the pid is free.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields
+    // after it start behind the last ')', with field 3 first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// A pidfd for `pid`, whatever process holds it now.
+pub fn open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes no pointers; a valid fd is ours to own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A pidfd for the process `pid` that started at `start`; None when that
+/// process is gone (the pid free or someone else's).
+pub fn open_verified(pid: i32, start: u64) -> Option<OwnedFd> {
+    let fd = open(pid)?;
+    (start_time(pid) == Some(start)).then_some(fd)
+}
+
+/// Whether the process behind `fd` has exited (a pidfd polls readable then).
+pub fn exited(fd: &OwnedFd) -> bool {
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut p, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
+/// Sends `signal` to the process behind `fd`; a process already gone is fine.
+pub fn send_signal(fd: &OwnedFd, signal: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal(2) with a null siginfo and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    let err = io::Error::last_os_error();
+    if rc == 0 || err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_names_one_process() {
+        let me = std::process::id() as i32;
+        let start = start_time(me).expect("own start time");
+        assert!(open_verified(me, start).is_some());
+        assert!(open_verified(me, start + 1).is_none());
+        let fd = open(me).unwrap();
+        assert!(!exited(&fd));
+    }
+
+    #[test]
+    fn a_reaped_process_is_gone_and_its_pidfd_readable() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let fd = open(pid).unwrap();
+        let start = start_time(pid).unwrap();
+        let mine = start_time(std::process::id() as i32).unwrap();
+        assert!(start >= mine, "{start} < {mine}");
+        send_signal(&fd, libc::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(exited(&fd));
+        assert_eq!(start_time(pid), None);
+        send_signal(&fd, libc::SIGKILL).unwrap();
+    }
+}
