@@ -128,12 +128,17 @@ fn sigkilled_run_takes_its_sandbox_with_it() {
         left = remains(&oci, &id, &pids);
     }
     let took = killed.elapsed();
-    eprintln!("sandbox gone {:.0} ms after SIGKILL of purple run", took.as_secs_f64() * 1000.0);
+    eprintln!(
+        "sandbox gone {:.0} ms after SIGKILL of purple run",
+        took.as_secs_f64() * 1000.0
+    );
     assert!(left.is_empty(), "left after {took:?}: {left:?}");
     // The last records may follow the removal by a moment.
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut events = lifecycle(&log);
-    while events.last().map(|e| e["event"].clone()) != Some(json!("deleted")) && Instant::now() < deadline {
+    while events.last().map(|e| e["event"].clone()) != Some(json!("deleted"))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
         events = lifecycle(&log);
     }
@@ -159,7 +164,8 @@ fn sigkilled_run_takes_its_sandbox_with_it() {
 /// Runs `args` as root in a private mount namespace whose /sys is a fresh
 /// sysfs without the cgroup mounts, as `ip netns exec` leaves it.
 fn without_cgroup_mounts(bin: &Path, args: &[&str]) -> Output {
-    let script = "mount --make-rprivate / && umount -l /sys && mount -t sysfs sysfs /sys && exec \"$@\"";
+    let script =
+        "mount --make-rprivate / && umount -l /sys && mount -t sysfs sysfs /sys && exec \"$@\"";
     Command::new("unshare")
         .args(["-m", "sh", "-c", script, "sh"])
         .arg(bin)
@@ -173,7 +179,11 @@ fn assert_explains_hidden_cgroups(out: &Output) {
     let err = stderr(out);
     assert!(!out.status.success(), "succeeded without cgroups: {err}");
     assert!(!err.contains("panicked"), "{err}");
-    for want in ["failed to detect cgroup setup", "ip netns exec", "nsenter --net=/run/netns/"] {
+    for want in [
+        "failed to detect cgroup setup",
+        "ip netns exec",
+        "nsenter --net=/run/netns/",
+    ] {
         assert!(err.contains(want), "no {want:?} in: {err}");
     }
 }
@@ -189,7 +199,18 @@ fn create_failing_inside_libcontainer_leaves_nothing() {
     let id = unique_id("nocg-run");
     let out = without_cgroup_mounts(
         &purple(),
-        &["--root", root, "run", "--profile", "secure-agent", "--no-workdir", "--id", &id, "--", "/usr/bin/true"],
+        &[
+            "--root",
+            root,
+            "run",
+            "--profile",
+            "secure-agent",
+            "--no-workdir",
+            "--id",
+            &id,
+            "--",
+            "/usr/bin/true",
+        ],
     );
     assert_explains_hidden_cgroups(&out);
     assert_eq!(remains(&oci, &id, &[]), Vec::<String>::new());
@@ -197,7 +218,10 @@ fn create_failing_inside_libcontainer_leaves_nothing() {
     let b = TestBundle::new(&["true"]);
     let id = unique_id("nocg-oci");
     let bundle = b.path().to_str().unwrap();
-    let out = without_cgroup_mounts(&purple_oci(), &["--root", root, "create", "--bundle", bundle, &id]);
+    let out = without_cgroup_mounts(
+        &purple_oci(),
+        &["--root", root, "create", "--bundle", bundle, &id],
+    );
     assert_explains_hidden_cgroups(&out);
     assert_no_leftovers(&oci, &id);
 
@@ -207,7 +231,10 @@ fn create_failing_inside_libcontainer_leaves_nothing() {
     oci.create(&id, b.path(), &[]);
     let out = without_cgroup_mounts(&purple_oci(), &["--root", root, "delete", "--force", &id]);
     let err = stderr(&out);
-    assert!(!out.status.success() && err.contains("nsenter --net="), "{err}");
+    assert!(
+        !out.status.success() && err.contains("nsenter --net="),
+        "{err}"
+    );
     assert_eq!(oci.status(&id), "created");
     oci.ok(&["delete", "--force", &id]);
     assert_no_leftovers(&oci, &id);
@@ -219,7 +246,18 @@ fn create_failing_inside_libcontainer_leaves_nothing() {
     fs::remove_dir(rootfs.join("tmp")).unwrap();
     fs::write(rootfs.join("tmp"), "").unwrap();
     let out = purple_cmd(&oci, work.path())
-        .args(["run", "--profile", "secure-agent", "--no-workdir", "--id", &id, "--rootfs", rootfs.to_str().unwrap(), "--", "/bin/true"])
+        .args([
+            "run",
+            "--profile",
+            "secure-agent",
+            "--no-workdir",
+            "--id",
+            &id,
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -234,7 +272,18 @@ fn delete_force_removes_the_private_bundle_of_run() {
     let oci = Oci::new();
     let id = unique_id("rundel");
     let mut run = purple_cmd(&oci, work.path())
-        .args(["run", "-q", "--profile", "secure-agent", "--no-workdir", "--id", &id, "--", "/usr/bin/sleep", "60"])
+        .args([
+            "run",
+            "-q",
+            "--profile",
+            "secure-agent",
+            "--no-workdir",
+            "--id",
+            &id,
+            "--",
+            "/usr/bin/sleep",
+            "60",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -278,12 +327,25 @@ fn config_values_libcontainer_panics_on_are_refused() {
     // The same values through purple run and through exec.
     let work = tempfile::tempdir().unwrap();
     let out = purple_cmd(&oci, work.path())
-        .args(["run", "--profile", "secure-agent", "--no-workdir", "-e", "=x", "--", "/usr/bin/true"])
+        .args([
+            "run",
+            "--profile",
+            "secure-agent",
+            "--no-workdir",
+            "-e",
+            "=x",
+            "--",
+            "/usr/bin/true",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success(), "-e =x accepted");
-    assert!(stderr(&out).contains("the name is empty"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the name is empty"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 
     let b = TestBundle::new(&["sleep", "60"]);
@@ -292,9 +354,18 @@ fn config_values_libcontainer_panics_on_are_refused() {
     oci.ok(&["start", &id]);
     let out = oci.run(&["exec", "--env", "=x", &id, "true"]);
     assert!(!out.status.success(), "exec --env =x accepted");
-    assert!(stderr(&out).contains("the name is empty"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the name is empty"),
+        "{}",
+        stderr(&out)
+    );
     let process = b.path().join("process.json");
-    fs::write(&process, json!({"args": ["true"], "env": ["\u{0}=x"], "cwd": "/", "user": {"uid": 0, "gid": 0}}).to_string()).unwrap();
+    fs::write(
+        &process,
+        json!({"args": ["true"], "env": ["\u{0}=x"], "cwd": "/", "user": {"uid": 0, "gid": 0}})
+            .to_string(),
+    )
+    .unwrap();
     let out = oci.run(&["exec", "--process", process.to_str().unwrap(), &id]);
     assert!(
         !out.status.success() && stderr(&out).contains("process.env[0]"),

@@ -603,9 +603,9 @@ fn merged_usr_links(spec: &Spec, rootfs: &Path, host: &Path) -> Result<(), Trans
     let mounts: Vec<_> = spec.mounts().iter().flatten().collect();
     let usr_bound = mounts.iter().any(|m| {
         m.destination() == Path::new("/usr")
-            && m.source().as_deref().is_some_and(|s| {
-                fs::canonicalize(s).is_ok_and(|s| s == host.join("usr"))
-            })
+            && m.source()
+                .as_deref()
+                .is_some_and(|s| fs::canonicalize(s).is_ok_and(|s| s == host.join("usr")))
     });
     if !usr_bound {
         return Ok(());

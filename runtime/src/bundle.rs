@@ -117,9 +117,10 @@ pub fn check(spec: &Spec) -> Result<(), String> {
     if spec.linux().is_none() {
         return Err("missing \"linux\": a Linux container needs the section (at least {})".into());
     }
-    let process = spec.process().as_ref().ok_or(
-        "missing \"process\": set process.args to the command the container runs",
-    )?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or("missing \"process\": set process.args to the command the container runs")?;
     check_process(process, "process")?;
     for (field, value) in [
         ("hostname", spec.hostname()),
@@ -128,9 +129,7 @@ pub fn check(spec: &Spec) -> Result<(), String> {
         if let Some(v) = value {
             // HOST_NAME_MAX: sethostname(2) refuses longer names.
             if v.contains('\0') || v.len() > 64 {
-                return Err(format!(
-                    "{field} {v:?}: at most 64 bytes and no NUL byte"
-                ));
+                return Err(format!("{field} {v:?}: at most 64 bytes and no NUL byte"));
             }
         }
     }

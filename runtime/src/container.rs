@@ -585,9 +585,10 @@ impl Runtime {
         fds.extend(&seccomp_fds);
         // A pidfd names the caller even if its pid is reused after it dies.
         let caller = match opts.tied_to_caller {
-            true => Some(supervisor::pidfd(std::process::id() as i32).ok_or_else(|| {
-                io_err(Path::new("pidfd_open"))(io::Error::last_os_error())
-            })?),
+            true => Some(
+                supervisor::pidfd(std::process::id() as i32)
+                    .ok_or_else(|| io_err(Path::new("pidfd_open"))(io::Error::last_os_error()))?,
+            ),
             false => None,
         };
         let caller_fd = caller.as_ref().map(|fd| {

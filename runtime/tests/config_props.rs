@@ -92,8 +92,22 @@ fn hostile() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         prop::sample::select(vec![
-            "", "=", "=x", "KEY", "K=\u{0}", "\u{0}", "relative/path", "/", "..", "/../..",
-            "RLIMIT_NOFILE", "SCMP_ACT_NOTIFY", "user", "pid", "rbind", "\u{0}=x",
+            "",
+            "=",
+            "=x",
+            "KEY",
+            "K=\u{0}",
+            "\u{0}",
+            "relative/path",
+            "/",
+            "..",
+            "/../..",
+            "RLIMIT_NOFILE",
+            "SCMP_ACT_NOTIFY",
+            "user",
+            "pid",
+            "rbind",
+            "\u{0}=x",
         ])
         .prop_map(Value::from),
         "\\PC{0,16}".prop_map(Value::from),
@@ -187,9 +201,21 @@ fn what_libcontainer_chokes_on_is_refused_naming_the_field() {
         ("/process/args/1", json!("a\u{0}"), "process.args[1]"),
         ("/process/cwd", json!("tmp"), "process.cwd"),
         ("/process/rlimits/0/soft", json!(4096), "process.rlimits[0]"),
-        ("/mounts/1/destination", json!("data"), "mounts[1].destination"),
-        ("/linux/uidMappings/0/size", json!(0), "linux.uidMappings[0]"),
-        ("/linux/gidMappings/0/hostID", json!(u32::MAX), "linux.gidMappings[0]"),
+        (
+            "/mounts/1/destination",
+            json!("data"),
+            "mounts[1].destination",
+        ),
+        (
+            "/linux/uidMappings/0/size",
+            json!(0),
+            "linux.uidMappings[0]",
+        ),
+        (
+            "/linux/gidMappings/0/hostID",
+            json!(u32::MAX),
+            "linux.gidMappings[0]",
+        ),
         ("/hostname", json!("a".repeat(65)), "hostname"),
     ];
     for (path, value, field) in cases {
@@ -199,7 +225,10 @@ fn what_libcontainer_chokes_on_is_refused_naming_the_field() {
         fs::write(d.path().join("config.json"), v.to_string()).unwrap();
         let err = Bundle::load(d.path()).err().map(|e| e.to_string());
         let err = err.unwrap_or_else(|| panic!("{path} = {value} was accepted"));
-        assert!(err.contains(field) && err.contains("config.json"), "{path}: {err}");
+        assert!(
+            err.contains(field) && err.contains("config.json"),
+            "{path}: {err}"
+        );
     }
     for missing in ["/process", "/linux"] {
         let mut v = base();

@@ -131,9 +131,8 @@ fn elf_interp(b: &[u8]) -> Option<PathBuf> {
     }
     let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?) as usize);
     let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?) as usize);
-    let u64_at = |o: usize| {
-        usize::try_from(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)).ok()
-    };
+    let u64_at =
+        |o: usize| usize::try_from(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?)).ok();
     // (phoff, phentsize, phnum), then per header (offset, filesz) readers.
     let (phoff, phentsize, phnum, wide) = match b.get(4)? {
         1 => (u32_at(0x1c)?, u16_at(0x2a)?, u16_at(0x2c)?, false),
@@ -165,7 +164,11 @@ mod tests {
     fn the_interpreter_of_a_host_program_is_read() {
         let interp = interpreter(Path::new("/usr/bin/python3")).expect("python3 is dynamic");
         assert!(interp.to_string_lossy().contains("ld-linux"), "{interp:?}");
-        assert_eq!(interpreter(Path::new("/bin/busybox")), None, "busybox-static");
+        assert_eq!(
+            interpreter(Path::new("/bin/busybox")),
+            None,
+            "busybox-static"
+        );
     }
 
     #[test]
