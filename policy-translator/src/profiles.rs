@@ -102,17 +102,18 @@ fn read(path: &Path) -> Result<String, PolicyError> {
     })
 }
 
-/// Loads a policy file; its `name` must match the file name.
+/// Loads a policy file given by its path: any `name` goes, as the path
+/// already says which file is meant.
 pub fn load_file(path: &Path, ctx: &Context) -> Result<Loaded, PolicyError> {
     let text = read(path)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-    check(
-        &text,
-        path,
-        stem.as_deref(),
-        Origin::File(path.to_owned()),
-        ctx,
-    )
+    check(&text, path, None, Origin::File(path.to_owned()), ctx)
+}
+
+/// Loads the file a profile name was found as: its `name` must be that name,
+/// or `--profile NAME` would run a policy that calls itself something else.
+fn load_named(path: &Path, name: &str, ctx: &Context) -> Result<Loaded, PolicyError> {
+    let text = read(path)?;
+    check(&text, path, Some(name), Origin::File(path.to_owned()), ctx)
 }
 
 fn check(
@@ -156,7 +157,7 @@ pub fn resolve(name_or_path: &str, ctx: &Context) -> Result<Loaded, PolicyError>
     for dir in search_dirs() {
         let path = dir.join(format!("{name_or_path}.yaml"));
         if path.exists() {
-            return load_file(&path, ctx);
+            return load_named(&path, name_or_path, ctx);
         }
     }
     match BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {

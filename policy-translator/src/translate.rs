@@ -597,6 +597,9 @@ fn prepare(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
             give(&rootfs, &HostIds::root(&map))?;
         }
     }
+    if owned {
+        merged_usr_links(spec, &rootfs, Path::new("/"))?;
+    }
     // Mount points are made here, by host root: a read-only root cannot get
     // them at run time, nor can sandbox root in a root host root owns. Like
     // runc, the working directory too.
@@ -611,6 +614,49 @@ fn prepare(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
     }
     for (target, is_file) in targets {
         make_in_root(&rootfs, &target, is_file)?;
+    }
+    Ok(())
+}
+
+/// The top-level directories a merged-/usr host (Debian 12, Fedora) makes
+/// links into /usr.
+const MERGED_USR: &[&str] = &["bin", "sbin", "lib", "lib64", "lib32", "libx32"];
+
+/// On a merged-/usr host, `/lib64/ld-linux-x86-64.so.2` is only reachable
+/// through the `/lib64 -> usr/lib64` link: a root that gets `/usr` bound but
+/// no such link makes every dynamic program fail with ENOENT (exit 255, no
+/// message). When `/usr` is bound from `host`'s /usr, the root gets the
+/// host's links for the directories no mount covers.
+fn merged_usr_links(spec: &Spec, rootfs: &Path, host: &Path) -> Result<(), TranslateError> {
+    let mounts: Vec<_> = spec.mounts().iter().flatten().collect();
+    let usr_bound = mounts.iter().any(|m| {
+        m.destination() == Path::new("/usr")
+            && m.source()
+                .as_deref()
+                .is_some_and(|s| fs::canonicalize(s).is_ok_and(|s| s == host.join("usr")))
+    });
+    if !usr_bound {
+        return Ok(());
+    }
+    for name in MERGED_USR {
+        let Ok(target) = fs::read_link(host.join(name)) else {
+            continue;
+        };
+        let into_usr = target
+            .strip_prefix("/")
+            .unwrap_or(&target)
+            .starts_with("usr");
+        let covered = mounts
+            .iter()
+            .any(|m| m.destination().starts_with(Path::new("/").join(name)));
+        let link = rootfs.join(name);
+        if !into_usr || covered || fs::symlink_metadata(&link).is_ok() {
+            continue;
+        }
+        std::os::unix::fs::symlink(&target, &link).map_err(|source| TranslateError::Write {
+            path: link.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -659,4 +705,34 @@ pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), Translate
     }
     prepare(p, spec, dir)?;
     write("config.json", to_json(spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_usr_gets_the_hosts_merged_usr_links() {
+        let host = tempfile::tempdir().unwrap();
+        let host = fs::canonicalize(host.path()).unwrap();
+        fs::create_dir_all(host.join("usr/lib64")).unwrap();
+        std::os::unix::fs::symlink("usr/lib64", host.join("lib64")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", host.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", host.join("sbin")).unwrap();
+        let rootfs = tempfile::tempdir().unwrap();
+        let spec: Spec = serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/usr", "type": "bind", "source": host.join("usr")},
+                {"destination": "/bin", "type": "bind", "source": "/bin"}
+            ]
+        }))
+        .unwrap();
+        merged_usr_links(&spec, rootfs.path(), &host).unwrap();
+        let link = fs::read_link(rootfs.path().join("lib64")).unwrap();
+        assert_eq!(link, Path::new("usr/lib64"));
+        // /bin has a mount of its own; /sbin's link does not lead into /usr.
+        assert!(!rootfs.path().join("bin").exists());
+        assert!(fs::symlink_metadata(rootfs.path().join("sbin")).is_err());
+    }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use purple_policy::load::{parse_policy, Context};
+use purple_policy::translate::{self, Process};
 
 const BASE: &str = include_str!("../../bundles/policies/secure-agent.yaml");
 
@@ -30,8 +31,122 @@ fn scalar() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Loads `text` and, when it is a policy, translates it: neither may panic.
+fn load_and_translate(text: &str) {
+    if let Ok((policy, _)) = parse_policy(text, Path::new("x.yaml"), &ctx()) {
+        let process = Process {
+            args: vec!["/bin/true".into()],
+            env: vec!["A=b".into()],
+            terminal: false,
+        };
+        let _ = translate::spec(&policy, &process, Path::new("rootfs"));
+        let _ = translate::network_plan(&policy.network);
+        let _ = translate::audit_plan(&policy.audit);
+        let _ = translate::session_plan(&policy.resources);
+    }
+}
+
+/// Every field of every section, nested ones inside a one-entry list or map
+/// as the schema nests them; `@` is where the value goes.
+const FIELDS: &[&str] = &[
+    "filesystem:\n  immutable_paths: @",
+    "filesystem:\n  immutable_paths:\n    - { host_path: @, sandbox_path: /x }",
+    "filesystem:\n  immutable_paths:\n    - { host_path: /usr, sandbox_path: @ }",
+    "filesystem:\n  output_paths:\n    - { host_path: /tmp, sandbox_path: /o, optional: @ }",
+    "filesystem:\n  scratch_paths: @",
+    "filesystem:\n  scratch_paths:\n    - { path: @, size: 1M }",
+    "filesystem:\n  scratch_paths:\n    - { path: /t, size: @ }",
+    "filesystem:\n  working_dir: @",
+    "filesystem:\n  read_only_root: @",
+    "filesystem:\n  scratch_size: @",
+    "syscalls:\n  default_deny: @",
+    "syscalls:\n  action: @",
+    "syscalls:\n  allow: @",
+    "syscalls:\n  deny: @",
+    "syscalls:\n  deny: [@]",
+    "syscalls:\n  advanced_rules: @",
+    "syscalls:\n  advanced_rules:\n    - { syscall: @, action: deny }",
+    "syscalls:\n  advanced_rules:\n    - { syscall: socket, action: @ }",
+    "syscalls:\n  advanced_rules:\n    - { syscall: socket, action: deny, conditions: @ }",
+    "syscalls:\n  advanced_rules:\n    - { syscall: socket, action: deny, conditions: [{ arg: @, op: eq, value: 1 }] }",
+    "syscalls:\n  advanced_rules:\n    - { syscall: socket, action: deny, conditions: [{ arg: 0, op: @, value: 1 }] }",
+    "syscalls:\n  advanced_rules:\n    - { syscall: socket, action: deny, conditions: [{ arg: 0, op: eq, value: @ }] }",
+    "syscalls:\n  advanced_rules:\n    - { syscall: socket, action: deny, conditions: [{ arg: 0, op: masked_eq, value: 1, mask: @ }] }",
+    "resources:\n  memory_limit_bytes: @",
+    "resources:\n  swap_limit_bytes: @",
+    "resources:\n  cpu_shares: @",
+    "resources:\n  pids_limit: @",
+    "resources:\n  block_io_limit: @",
+    "resources:\n  io_limit_bytes_per_sec: @",
+    "resources:\n  session_timeout_seconds: @",
+    "resources:\n  cpu_time_limit_seconds: @",
+    "capabilities:\n  default_drop: @",
+    "capabilities:\n  add: @",
+    "capabilities:\n  add: [@]",
+    "capabilities:\n  drop: @",
+    "capabilities:\n  no_new_privileges: @",
+    "network:\n  isolated: @",
+    "network:\n  mode: @",
+    "network:\n  blocked_ips: @",
+    "network:\n  blocked_ips: [@]",
+    "network:\n  allowed_ips: [@]",
+    "network:\n  allow_outgoing: @",
+    "network:\n  allow_incoming: @",
+    "network:\n  allowed_domains: [@]",
+    "network:\n  blocked_domains: [@]",
+    "network:\n  dns_servers: [@]",
+    "network:\n  allow_metadata: @",
+    "audit:\n  enabled: @",
+    "audit:\n  log_path: @",
+    "audit:\n  record: @",
+    "audit:\n  record: [@]",
+    "audit:\n  alerts: @",
+    "audit:\n  alerts:\n    command: @",
+    "audit:\n  alerts:\n    unix_socket: @",
+    "audit:\n  alerts:\n    http: @",
+    "environment: @",
+    "environment:\n  @: x",
+    "environment:\n  K: @",
+    "user:\n  uid: @",
+    "user:\n  gid: @",
+    "user:\n  additional_gids: [@]",
+    "user:\n  namespace: @",
+    "user:\n  namespace:\n    enabled: @",
+    "user:\n  namespace:\n    host_id: @",
+    "user:\n  namespace:\n    size: @",
+    "hostname: @",
+    "description: @",
+    "name: @",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Each field of each section, with a random value, loaded and translated.
+    #[test]
+    fn every_field_takes_any_value(field in prop::sample::select(FIELDS), value in scalar()) {
+        load_and_translate(&format!("name: x\n{}\n", field.replace('@', &value)));
+    }
+
+    /// Every shipped profile with one value replaced, loaded and translated.
+    #[test]
+    fn mutated_profiles_never_panic(
+        profile in prop::sample::select(purple_policy::profiles::BUILT_IN),
+        line in 0usize..400,
+        value in scalar(),
+    ) {
+        let lines: Vec<&str> = profile.1.lines().collect();
+        let i = line % lines.len();
+        let mutated: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(j, l)| match (j == i, l.split_once(": ")) {
+                (true, Some((k, _))) => format!("{k}: {value}"),
+                _ => l.to_string(),
+            })
+            .collect();
+        load_and_translate(&mutated.join("\n"));
+    }
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,400}") {

@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -62,6 +62,7 @@ impl Bundle {
                 rootfs.display()
             )));
         }
+        check(&spec).map_err(config)?;
         Ok(Self { dir, spec })
     }
 
@@ -105,6 +106,126 @@ impl Bundle {
         }
         spec
     }
+}
+
+/// Refuses, naming the field, what libcontainer 0.7 would choke on later:
+/// its init calls `std::env::set_var` on every `process.env` entry (a panic
+/// on an empty name or a NUL byte), indexes `process.args[0]`, and its exec
+/// path unwraps `linux`. A panic in the container's init reaches the user
+/// as "BrokenChannel"; runc refuses the same values up front.
+pub fn check(spec: &Spec) -> Result<(), String> {
+    if spec.linux().is_none() {
+        return Err("missing \"linux\": a Linux container needs the section (at least {})".into());
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or("missing \"process\": set process.args to the command the container runs")?;
+    check_process(process, "process")?;
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if let Some(v) = value {
+            // HOST_NAME_MAX: sethostname(2) refuses longer names.
+            if v.contains('\0') || v.len() > 64 {
+                return Err(format!("{field} {v:?}: at most 64 bytes and no NUL byte"));
+            }
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let dest = m.destination();
+        if !dest.is_absolute() || has_nul(dest) {
+            return Err(format!(
+                "mounts[{i}].destination {}: must be an absolute path inside the container (e.g. /data)",
+                dest.display()
+            ));
+        }
+        if m.source().as_deref().is_some_and(has_nul) {
+            return Err(format!("mounts[{i}].source: contains a NUL byte"));
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        for (field, maps) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            for (i, m) in maps.iter().flatten().enumerate() {
+                check_id_mapping(m).map_err(|why| format!("{field}[{i}]: {why}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The checks of [`check`] for one process (`process` of config.json, or
+/// the process.json of `exec`); `field` names it in errors.
+pub fn check_process(p: &Process, field: &str) -> Result<(), String> {
+    let args = p.args().as_deref().unwrap_or_default();
+    match args.first() {
+        None => {
+            return Err(format!(
+                "{field}.args is empty: name the program to run (e.g. [\"/bin/sh\"])"
+            ))
+        }
+        Some(a) if a.is_empty() => return Err(format!("{field}.args[0] is an empty program name")),
+        Some(_) => {}
+    }
+    if let Some(i) = args.iter().position(|a| a.contains('\0')) {
+        return Err(format!("{field}.args[{i}]: contains a NUL byte"));
+    }
+    for (i, e) in p.env().iter().flatten().enumerate() {
+        check_env(e).map_err(|why| format!("{field}.env[{i}] {e:?}: {why}"))?;
+    }
+    if !p.cwd().is_absolute() || has_nul(p.cwd()) {
+        return Err(format!(
+            "{field}.cwd {}: must be an absolute path (e.g. /)",
+            p.cwd().display()
+        ));
+    }
+    let mut seen = Vec::new();
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        if r.soft() > r.hard() {
+            return Err(format!(
+                "{field}.rlimits[{i}] {}: soft {} is above hard {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            ));
+        }
+        if seen.contains(&r.typ()) {
+            return Err(format!("{field}.rlimits[{i}]: {} is set twice", r.typ()));
+        }
+        seen.push(r.typ());
+    }
+    Ok(())
+}
+
+/// One environment entry as runc accepts it: `NAME=VALUE`, NAME non-empty,
+/// no NUL byte anywhere.
+pub fn check_env(entry: &str) -> Result<(), &'static str> {
+    match entry.split_once('=') {
+        None => Err("invalid environment variable: use NAME=VALUE"),
+        Some(("", _)) => Err("invalid environment variable: the name is empty"),
+        Some(_) if entry.contains('\0') => Err("invalid environment variable: contains a NUL byte"),
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_id_mapping(m: &LinuxIdMapping) -> Result<(), &'static str> {
+    let end = |start: u32| start.checked_add(m.size());
+    if m.size() == 0 {
+        Err("size is 0: a mapping covers at least one id")
+    } else if end(m.host_id()).is_none() || end(m.container_id()).is_none() {
+        Err("hostID or containerID plus size is past 2^32")
+    } else {
+        Ok(())
+    }
+}
+
+fn has_nul(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().contains(&0)
 }
 
 /// Writes `spec` as `dir/config.json`.

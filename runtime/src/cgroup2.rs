@@ -83,6 +83,25 @@ impl Layout {
     }
 }
 
+/// Whether this process is in cgroups that no mount of its mount namespace
+/// shows: `ip netns exec` remounts /sys without the cgroup filesystems, and
+/// libcontainer then fails with "failed to detect cgroup setup".
+pub fn hidden() -> bool {
+    let in_cgroups = fs::read_to_string("/proc/self/cgroup").is_ok_and(|t| !t.trim().is_empty());
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    in_cgroups && !has_cgroup_mount(&mounts)
+}
+
+/// Whether a mountinfo text has a cgroup or cgroup2 mount (the filesystem
+/// type is the first field after the " - " separator).
+fn has_cgroup_mount(mountinfo: &str) -> bool {
+    mountinfo.lines().any(|l| {
+        l.split_once(" - ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|t| t == "cgroup" || t == "cgroup2")
+    })
+}
+
 /// Creates `dir` (and the shared `purple` parent) if missing.
 pub fn create(dir: &Path) -> Result<(), Cgroup2Error> {
     fs::create_dir_all(dir).map_err(|source| Cgroup2Error::Create {
@@ -189,6 +208,15 @@ mod tests {
             Layout::V2 => assert!(Path::new("/sys/fs/cgroup/cgroup.procs").exists()),
             Layout::V1 => panic!("no cgroup2 mount on this host: Purple's eBPF needs one"),
         }
+    }
+
+    #[test]
+    fn cgroup_mounts_are_found_in_mountinfo() {
+        assert!(!hidden(), "this test runs where cgroups are mounted");
+        let sysfs_only = "22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw\n";
+        assert!(!has_cgroup_mount(sysfs_only));
+        let hybrid = "30 22 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert!(has_cgroup_mount(&format!("{sysfs_only}{hybrid}")));
     }
 
     #[test]

@@ -91,6 +91,27 @@ pub enum LifecycleError {
     Libcontainer(String),
     #[error("annotation {PROFILE_ANNOTATION}: {0}")]
     Profile(String),
+    #[error("exec: {0}")]
+    InvalidProcess(String),
+    #[error("{0}: {HIDDEN_CGROUPS}")]
+    CgroupsHidden(String),
+}
+
+/// Why libcontainer cannot find cgroups, and the fix, when this process sees
+/// none mounted (see [`cgroup2::hidden`]).
+const HIDDEN_CGROUPS: &str = "no cgroup filesystem is mounted in this mount namespace, yet \
+/proc/self/cgroup lists this process's cgroups: `ip netns exec` remounts /sys without them. \
+Enter the network namespace with `nsenter --net=/run/netns/NAME` instead (or mount the cgroup \
+filesystems under /sys/fs/cgroup)";
+
+/// The error of a cgroup step, with the reason and fix when cgroups are
+/// hidden from this mount namespace.
+fn explain_cgroups(err: LifecycleError) -> LifecycleError {
+    if cgroup2::hidden() {
+        LifecycleError::CgroupsHidden(err.to_string())
+    } else {
+        err
+    }
 }
 
 /// Merges the profile named by `io.purple.profile` into the spec (tighten only).
@@ -160,6 +181,21 @@ fn join_user_namespace(init: Pid, init_fd: &OwnedFd) -> Result<(), LifecycleErro
     // whatever holds the pid now.
     nix::sched::setns(init_fd, nix::sched::CloneFlags::CLONE_NEWUSER)
         .map_err(|e| io_err(&theirs)(io::Error::from(e)))
+}
+
+/// Why [`Runtime::purge`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purge {
+    Delete,
+    FailedCreate,
+}
+
+fn remove_dir(dir: &Path) -> Result<(), LifecycleError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(dir)(e)),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LifecycleError + '_ {
@@ -273,6 +309,9 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// `false` keeps the init process a child of the caller (foreground `run`).
     pub detach: bool,
+    /// The sandbox lives only as long as the calling process (`purple run`):
+    /// when it dies, SIGKILL included, the supervisor kills and deletes it.
+    pub tied_to_caller: bool,
 }
 
 /// Options of `exec`.
@@ -314,6 +353,11 @@ impl Runtime {
 
     fn purple_dir(&self, id: &ContainerId) -> PathBuf {
         self.root.join(".purple").join(id.as_str())
+    }
+
+    /// The private bundle `purple run` writes for `id`; delete removes it.
+    pub fn run_bundle(&self, id: &ContainerId) -> PathBuf {
+        self.root.join("bundles").join(id.as_str())
     }
 
     /// What Purple recorded for `id`, if anything.
@@ -454,11 +498,15 @@ impl Runtime {
         }
         let created = self.create_owned(id, opts, &pdir);
         if created.is_err() {
-            if let Err(e) = self.purge(id, self.record(id).as_ref()) {
+            if let Err(e) = self.purge(id, self.record(id).as_ref(), Purge::FailedCreate) {
                 tracing::warn!("cleanup after failed create of {id}: {e}");
             }
         }
-        created
+        created.map_err(|e| match e {
+            // libcontainer's "failed to detect cgroup setup" says neither why nor what to do.
+            LifecycleError::Libcontainer(_) => explain_cgroups(e),
+            e => e,
+        })
     }
 
     fn create_owned(
@@ -613,6 +661,18 @@ impl Runtime {
         let first_seccomp = 3 + fds.len() as RawFd;
         let seccomp_fds = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
         fds.extend(&seccomp_fds);
+        // A pidfd names the caller even if its pid is reused after it dies.
+        let caller = match opts.tied_to_caller {
+            true => Some(
+                pidfd::open(std::process::id() as i32)
+                    .ok_or_else(|| io_err(Path::new("pidfd_open"))(io::Error::last_os_error()))?,
+            ),
+            false => None,
+        };
+        let caller_fd = caller.as_ref().map(|fd| {
+            fds.push(fd.as_raw_fd());
+            2 + fds.len() as RawFd
+        });
         // The helper exits when its exit pipe closes: the supervisor holds the
         // write end (last), so the helper lives exactly as long as the sandbox.
         fds.extend(helper.as_ref().map(|h| h.exit.as_raw_fd()));
@@ -636,6 +696,7 @@ impl Runtime {
                 init_pid: Some(pid.as_raw()),
                 init_start_time: record.init_start_time,
                 alerts: Some(audit_plan.alerts),
+                caller_fd,
             };
             let spid = supervisor::spawn(&self.root, &args, &fds)
                 .map_err(io_err(Path::new("supervisor")))?;
@@ -870,10 +931,17 @@ impl Runtime {
     pub fn delete(&self, id: &ContainerId, force: bool) -> Result<(), LifecycleError> {
         if !self.exists(id) {
             return if force {
-                Ok(())
+                // A `purple run` killed before its create got far leaves only this.
+                remove_dir(&self.run_bundle(id))
             } else {
                 Err(LifecycleError::NotExist(id.clone()))
             };
+        }
+        // Checked before anything is stopped: from there no cgroup can be removed.
+        if cgroup2::hidden() {
+            return Err(LifecycleError::CgroupsHidden(format!(
+                "cannot delete container \"{id}\""
+            )));
         }
         let record = self.record(id);
         match self.load(id) {
@@ -896,13 +964,27 @@ impl Runtime {
             Err(e) if !force => return Err(e),
             Err(e) => tracing::debug!("force-deleting {id} without state: {e}"),
         }
-        self.purge(id, record.as_ref())
+        self.purge(id, record.as_ref(), Purge::Delete)
     }
 
     /// Removes what is left of `id` after libcontainer's delete, or instead of
-    /// it when the container never got a loadable state.
-    fn purge(&self, id: &ContainerId, record: Option<&Record>) -> Result<(), LifecycleError> {
+    /// it when the container never got a loadable state. Every step is tried
+    /// even when one fails; the state and record stay only if a kernel
+    /// object could not be removed, so that `delete --force` can retry.
+    fn purge(
+        &self,
+        id: &ContainerId,
+        record: Option<&Record>,
+        how: Purge,
+    ) -> Result<(), LifecycleError> {
+        let mut failed = None;
         if let Some(rec) = record {
+            let mut step = |r: Result<(), LifecycleError>| {
+                if let Err(e) = r {
+                    tracing::debug!("delete of {id}: {e}");
+                    failed.get_or_insert(e);
+                }
+            };
             // Stopped first, so that its last records precede "deleted".
             if let Some(pid) = rec.supervisor_pid {
                 supervisor::stop(pid, id.as_str());
@@ -911,14 +993,17 @@ impl Runtime {
                 egress::stop(pid, id.as_str());
             }
             if let Some(path) = &rec.cgroups_path {
-                self.remove_cgroup(id, path, rec.systemd)?;
+                step(self.remove_cgroup(id, path, rec.systemd, how));
             }
             if let Some(dir) = &rec.bpf_dir {
-                purple_ebpf::detach(dir).map_err(NetworkError::from)?;
+                step(purple_ebpf::detach(dir).map_err(|e| NetworkError::from(e).into()));
             }
             if let Some(dir) = &rec.cgroup2_dir {
-                cgroup2::remove(dir, REMOVE_TIMEOUT)?;
+                step(cgroup2::remove(dir, REMOVE_TIMEOUT).map_err(Into::into));
             }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if let Some(rec) = record {
             self.audit(
@@ -927,12 +1012,8 @@ impl Runtime {
                 Entry::new("lifecycle", json!({"event": "deleted"})),
             );
         }
-        for dir in [self.state_dir(id), self.purple_dir(id)] {
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&dir)(e)),
-            }
+        for dir in [self.state_dir(id), self.purple_dir(id), self.run_bundle(id)] {
+            remove_dir(&dir)?;
         }
         Ok(())
     }
@@ -943,17 +1024,23 @@ impl Runtime {
         id: &ContainerId,
         path: &Path,
         systemd: bool,
+        how: Purge,
     ) -> Result<(), LifecycleError> {
         let cgroup_err = |msg: String| LifecycleError::Cgroup {
             id: id.clone(),
             msg,
         };
-        let m = create_cgroup_manager(CgroupConfig {
+        let m = match create_cgroup_manager(CgroupConfig {
             cgroup_path: path.to_owned(),
             systemd_cgroup: systemd,
             container_name: id.to_string(),
-        })
-        .map_err(|e| cgroup_err(e.to_string()))?;
+        }) {
+            Ok(m) => m,
+            // libcontainer builds its manager the same way, in this process and
+            // mount namespace: it failed too and created no cgroup.
+            Err(_) if how == Purge::FailedCreate => return Ok(()),
+            Err(e) => return Err(cgroup_err(e.to_string())),
+        };
         let deadline = Instant::now() + REMOVE_TIMEOUT;
         loop {
             // The manager SIGKILLs remaining tasks before each rmdir attempt.
@@ -971,6 +1058,7 @@ impl Runtime {
 
     /// Starts a new process in a running container; returns its pid.
     pub fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<Pid, LifecycleError> {
+        check_exec(opts)?;
         let c = self.load(id)?;
         if c.status() != ContainerStatus::Running {
             return Err(LifecycleError::NotRunning(id.clone()));
@@ -1110,6 +1198,33 @@ fn read_process(path: &Path) -> Result<Process, LifecycleError> {
         path: path.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidData, e),
     })
+}
+
+/// The checks `create` makes of config.json's process, for an exec'd one:
+/// libcontainer's tenant panics on the same values.
+fn check_exec(opts: &ExecOptions) -> Result<(), LifecycleError> {
+    let invalid = LifecycleError::InvalidProcess;
+    if let Some(path) = &opts.process {
+        return bundle::check_process(&read_process(path)?, "process")
+            .map_err(|e| invalid(format!("{}: {e}", path.display())));
+    }
+    if opts.args.first().is_none_or(|a| a.is_empty()) {
+        return Err(invalid("name the program to run".into()));
+    }
+    if let Some(i) = opts.args.iter().position(|a| a.contains('\0')) {
+        return Err(invalid(format!("argument {i} contains a NUL byte")));
+    }
+    for (k, v) in &opts.env {
+        let e = format!("{k}={v}");
+        bundle::check_env(&e).map_err(|why| invalid(format!("--env {e:?}: {why}")))?;
+    }
+    match &opts.cwd {
+        Some(cwd) if !cwd.is_absolute() => Err(invalid(format!(
+            "--cwd {}: must be an absolute path",
+            cwd.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

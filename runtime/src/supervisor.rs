@@ -75,6 +75,10 @@ pub struct SupervisorArgs {
     /// Alert targets (the `alerts` of `io.purple.audit`, JSON).
     #[arg(long, value_parser = json_arg::<Alerts>)]
     pub alerts: Option<Alerts>,
+    /// Inherited pidfd of the caller the sandbox is tied to (`purple run`):
+    /// when that process dies, the supervisor kills and deletes the container.
+    #[arg(long, value_name = "FD")]
+    pub caller_fd: Option<RawFd>,
 }
 
 fn json_arg<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
@@ -247,6 +251,9 @@ pub fn spawn(root: &Path, args: &SupervisorArgs, fds: &[RawFd]) -> std::io::Resu
     if let Some(a) = &args.alerts {
         cmd.arg("--alerts")
             .arg(serde_json::to_string(a).expect("plans serialise"));
+    }
+    if let Some(fd) = args.caller_fd {
+        cmd.arg("--caller-fd").arg(fd.to_string());
     }
     if fds.len() > MAX_FDS {
         return Err(std::io::Error::other("too many fds for the supervisor"));
@@ -430,9 +437,43 @@ pub fn status_json(status: i32) -> serde_json::Value {
     }
 }
 
-/// A pidfd of `pid`: readable once it exits.
-/// The supervisor's loop; returns when the container is gone or on SIGTERM.
-pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
+/// The supervisor of a sandbox tied to its caller: once the caller's pidfd
+/// is readable (it died, SIGKILL included), nobody is left to delete it.
+struct Caller {
+    fd: OwnedFd,
+    gone: bool,
+}
+
+impl Caller {
+    /// Whether the caller just died (true once).
+    fn died(&mut self) -> bool {
+        let mut p = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        let now = !self.gone && poll(&mut p, PollTimeout::ZERO).unwrap_or(0) > 0;
+        self.gone |= now;
+        now
+    }
+}
+
+/// Runs the supervisor of container `id` under state root `root`: the loop,
+/// then, when the caller it is tied to died, the container's deletion.
+pub fn supervise(args: &SupervisorArgs, root: &Path) -> anyhow::Result<()> {
+    // SAFETY: create passed this fd to this process for it alone.
+    let caller = args.caller_fd.map(|fd| Caller {
+        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        gone: false,
+    });
+    if run(args, caller)? {
+        let id = crate::id::ContainerId::parse(&args.id)?;
+        // The supervisor is the runtime binary: it deletes as `delete --force`
+        // would (it does not stop itself, see `stop`), writing `deleted` last.
+        crate::container::Runtime::new(root, false).delete(&id, true)?;
+    }
+    Ok(())
+}
+
+/// The supervisor's loop; returns when the container is gone or on SIGTERM,
+/// with whether the caller the sandbox is tied to died.
+fn run(args: &SupervisorArgs, mut caller: Option<Caller>) -> Result<bool, AuditError> {
     let mut log = AuditLog::open(&args.log, &args.id, args.policy.as_deref())?;
     let rules = args
         .rules
@@ -503,6 +544,10 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
             if let Some((_, fd)) = &init {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
+            let caller_gone = caller.as_ref().is_some_and(|c| c.gone);
+            if let Some(c) = caller.as_ref().filter(|c| !c.gone) {
+                fds.push(PollFd::new(c.fd.as_fd(), PollFlags::POLLIN));
+            }
             let raw: Vec<_> = notifier
                 .as_ref()
                 .map(Notifier::wait_fds)
@@ -517,7 +562,13 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
                     .iter()
                     .map(|fd| PollFd::new(*fd, PollFlags::POLLIN)),
             );
-            let _ = poll(&mut fds, PollTimeout::from(200u16));
+            // Once the caller is gone, its killed sandbox empties within
+            // milliseconds: look again soon.
+            let timeout = if caller_gone { 5u16 } else { 200 };
+            let _ = poll(&mut fds, PollTimeout::from(timeout));
+        }
+        if caller.as_mut().is_some_and(Caller::died) {
+            session.signal_all(libc::SIGKILL);
         }
         let mut stop = false;
         while let Some(Ok(Some(info))) = sigfd.as_ref().map(|s| s.read_signal()) {
@@ -554,13 +605,18 @@ pub fn run(args: &SupervisorArgs) -> Result<(), AuditError> {
         }
         write(&mut log, &batch)?;
         let gone = args.cgroup2.as_ref().is_none_or(|d| !populated(d));
+        let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
             if gone {
                 let mut details = exit_status.take().unwrap_or_else(|| json!({}));
                 details["event"] = json!("exited");
+                if orphaned {
+                    details["reason"] = json!("caller died");
+                }
                 write(&mut log, &[Entry::new("lifecycle", details)])?;
             }
-            return Ok(());
+            // Told to stop: whoever stops it deletes the container.
+            return Ok(orphaned && !stop);
         }
     }
 }
@@ -590,7 +646,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Stops the supervisor `pid` of container `id` (if it is still that
 /// process) and waits for it, so its last records are on disk.
 pub fn stop(pid: u32, id: &str) {
-    if !is_ours(pid, id) {
+    // A supervisor deleting its own container stops by returning.
+    if pid == std::process::id() || !is_ours(pid, id) {
         return;
     }
     // SAFETY: kill(2) on a pid whose cmdline we just checked.

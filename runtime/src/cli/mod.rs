@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod interp;
 mod network;
 mod policy;
 mod profiles;
@@ -64,7 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Profiles => profiles::profiles(),
         Command::Audit(a) => audit::audit(a, &cli.root),
         Command::Supervise(a) => {
-            crate::supervisor::run(&a)?;
+            crate::supervisor::supervise(&a, &cli.root)?;
             Ok(0)
         }
         Command::Network(a) => network::network(a, &cli.root),

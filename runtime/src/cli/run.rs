@@ -54,8 +54,12 @@ struct BundleDir(PathBuf);
 
 impl Drop for BundleDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            tracing::warn!("cannot remove {}: {e}", self.0.display());
+        match std::fs::remove_dir_all(&self.0) {
+            // delete removes it with the container.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("cannot remove {}: {e}", self.0.display())
+            }
+            _ => {}
         }
     }
 }
@@ -88,7 +92,7 @@ fn add_binds(policy: &mut Policy, args: &Args, ctx: &Context) -> Result<()> {
 
 /// Where a sandbox directory comes from on the host: the longest bind that
 /// covers it, else the root filesystem.
-fn host_view(policy: &Policy, rootfs: &Path, dir: &str) -> PathBuf {
+pub(super) fn host_view(policy: &Policy, rootfs: &Path, dir: &str) -> PathBuf {
     let binds: Vec<&Bind> = policy
         .filesystem
         .immutable_paths
@@ -186,7 +190,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     if rt.exists(&id) {
         bail!("container \"{id}\" already exists: choose another --id");
     }
-    let dir = root.join("bundles").join(id.as_str());
+    let dir = rt.run_bundle(&id);
     std::fs::create_dir_all(root.join("bundles"))
         .with_context(|| format!("cannot create {}", root.join("bundles").display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -211,6 +215,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     };
     let spec = translate::spec(&policy, &process, &rootfs)?;
     translate::write_bundle(&policy, &spec, &dir)?;
+    super::interp::check(&policy, &host_rootfs, &process.args[0])?;
 
     let console = if terminal {
         Some(ConsoleSocket::listen(&dir.join("console.sock"))?)
@@ -232,6 +237,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         bundle: dir.clone(),
         console_socket: console.as_ref().map(|_| dir.join("console.sock")),
         detach: terminal,
+        tied_to_caller: true,
         ..CreateOptions::default()
     };
     let started = Instant::now();

@@ -38,6 +38,8 @@ impl InitArgs {
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
             detach,
+            // runc's contract: a container outlives the command that made it.
+            tied_to_caller: false,
         }
     }
 }

@@ -125,7 +125,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Events(a) => events::events(a, &rt),
         Command::Update(a) => update::update(a, &rt),
         Command::Supervise(a) => {
-            crate::supervisor::run(&a)?;
+            crate::supervisor::supervise(&a, &cli.root)?;
             Ok(0)
         }
     }
