@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use purple_ebpf::maps::{Config, MAX_RULES, RULE_DNS, RULE_LOOPBACK};
 use purple_policy::plan::{Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION};
 
-use crate::dns::{self, DnsConfig, DnsError, DomainRule, Prepared};
+use crate::dns::{self, AnswerPolicy, DnsConfig, DnsError, DomainRule, Prepared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -114,6 +114,7 @@ impl Enforcement {
             self.domains.clone(),
             &self.plan.dns_servers,
             fixed,
+            AnswerPolicy::new(&self.rules, self.plan.allow_rebinding, Vec::new()),
         )?))
     }
 
