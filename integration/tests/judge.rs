@@ -130,9 +130,7 @@ fn every_ipv6_form_of_a_denied_ipv4_is_refused_by_the_ipv4_rule() {
         }
     }
     let log = log_until(&a, |l| {
-        cases
-            .iter()
-            .all(|(addr, ..)| blocked(l, addr).len() >= 2)
+        cases.iter().all(|(addr, ..)| blocked(l, addr).len() >= 2)
     });
     for (addr, form, v4, rule) in &cases {
         let recs = blocked(&log, addr);
@@ -146,7 +144,10 @@ fn every_ipv6_form_of_a_denied_ipv4_is_refused_by_the_ipv4_rule() {
     // Other IPv6 destinations are still judged by the IPv6 rules only.
     assert_ok(&a.probe(&["tcp", HOST_LINK_V6, "80"]));
     let got = net.received();
-    assert!(!got.contains("1.1.1.1") && !got.contains("169.254"), "{got}");
+    assert!(
+        !got.contains("1.1.1.1") && !got.contains("169.254"),
+        "{got}"
+    );
     a.delete();
 }
 
@@ -300,7 +301,10 @@ fn a_blocked_name_stays_blocked_when_the_agent_starves_the_resolver() {
         let held = a.oci.run(&["exec", &a.id, "cat", "/tmp/held"]);
         let held = String::from_utf8_lossy(&held.stdout).to_string();
         if held.lines().count() >= 30 {
-            assert!(held.lines().any(|l| l != "held 1000"), "never ran out: {held}");
+            assert!(
+                held.lines().any(|l| l != "held 1000"),
+                "never ran out: {held}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "hogs did not start: {held}");
@@ -396,16 +400,15 @@ fn naming_the_askers_of_a_refusal_flood_costs_no_scan_of_the_sandbox() {
             >= 64
     });
     let cpu = cpu_seconds(spid) - cpu0;
-    eprintln!("64 refused queries, 200 x 1,000 fds: supervisor CPU {cpu:.2} s, {wall:.2} s wall ({v})");
+    eprintln!(
+        "64 refused queries, 200 x 1,000 fds: supervisor CPU {cpu:.2} s, {wall:.2} s wall ({v})"
+    );
     let denied: Vec<&Value> = log
         .iter()
         .filter(|r| r["kind"] == "dns.denied" && r["details"]["name"] == "evil.test")
         .collect();
     assert_eq!(denied.len(), 64, "{v}");
-    assert!(
-        denied.iter().all(|r| r["comm"] == "netprobe"),
-        "{denied:?}"
-    );
+    assert!(denied.iter().all(|r| r["comm"] == "netprobe"), "{denied:?}");
     assert!(cpu < 1.0, "supervisor CPU {cpu:.2} s for 64 refusals");
     a.delete();
 }

@@ -309,11 +309,7 @@ pub struct AuditTarget<'a> {
 /// Serves the container's DNS from the supervisor, on threads inside the
 /// container's network namespace; returns once they run. They end with the
 /// supervisor process.
-pub fn serve(
-    config: &Path,
-    pins: &Path,
-    audit: AuditTarget<'_>,
-) -> Result<(), DnsError> {
+pub fn serve(config: &Path, pins: &Path, audit: AuditTarget<'_>) -> Result<(), DnsError> {
     let cfg = DnsConfig::load(config)?;
     for &fd in cfg.fds.iter().chain(&cfg.reserved) {
         // SAFETY: F_GETFD only reads the descriptor's flags.

@@ -90,20 +90,23 @@ pub fn own_networks() -> Result<Vec<Cidr>, DnsError> {
         let (Some(addr), Some(mask)) = (a.address, a.netmask) else {
             continue;
         };
-        let (addr, prefix) = if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
-            (IpAddr::V4(a.ip()), m.ip().to_bits().count_ones())
-        } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
-            (IpAddr::V6(a.ip()), m.ip().to_bits().count_ones())
-        } else {
-            continue;
-        };
+        let (addr, prefix) =
+            if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                (IpAddr::V4(a.ip()), m.ip().to_bits().count_ones())
+            } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+                (IpAddr::V6(a.ip()), m.ip().to_bits().count_ones())
+            } else {
+                continue;
+            };
         if addr.is_loopback() {
             continue;
         }
-        let cidr: Cidr = format!("{addr}/{prefix}").parse().map_err(|_| DnsError::Netns {
-            what: format!("interface address {addr}/{prefix}"),
-            source: io::Error::from(io::ErrorKind::InvalidData),
-        })?;
+        let cidr: Cidr = format!("{addr}/{prefix}")
+            .parse()
+            .map_err(|_| DnsError::Netns {
+                what: format!("interface address {addr}/{prefix}"),
+                source: io::Error::from(io::ErrorKind::InvalidData),
+            })?;
         if !out.contains(&cidr) {
             out.push(cidr);
         }

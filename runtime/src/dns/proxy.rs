@@ -129,9 +129,9 @@ impl Proxy {
         // be in the map first. If they cannot be put there, no answer.
         let now = SystemTime::now();
         let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
-        let learned = learn
-            .iter()
-            .try_for_each(|&(addr, ttl)| learned.learn(addr, rule.id, rule.action, now + lifetime(ttl)));
+        let learned = learn.iter().try_for_each(|&(addr, ttl)| {
+            learned.learn(addr, rule.id, rule.action, now + lifetime(ttl))
+        });
         match learned {
             Ok(()) => answer,
             Err(e) => {

@@ -159,7 +159,9 @@ impl Upstreams {
             let sent = match (tcp, self.reserved.get(i).filter(|_| reserved)) {
                 (true, _) => tcp_once(server, &query, &parsed),
                 (false, Some(s)) => udp_once(s, server, &query, &parsed),
-                (false, None) => udp_socket(server).and_then(|s| udp_once(&s, server, &query, &parsed)),
+                (false, None) => {
+                    udp_socket(server).and_then(|s| udp_once(&s, server, &query, &parsed))
+                }
             };
             match sent {
                 Ok(answer) => return Ok(answer),
