@@ -33,11 +33,20 @@ fn blocked<'a>(log: &'a [Value], destination: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The records written so far (a line being written is not one yet).
+fn records(a: &Agent) -> Vec<Value> {
+    fs::read_to_string(purple_runtime::audit::default_path(&a.id))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// Waits for the supervisor to write the records of what was just refused.
 fn log_until(a: &Agent, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let log = a.audit_log();
+        let log = records(a);
         if done(&log) || Instant::now() > deadline {
             return log;
         }
@@ -50,9 +59,9 @@ fn port_zero_and_portless_packets_do_not_slip_past_allow_outgoing() {
     let net = TestNet::new();
     let a = Agent::start(&net, Some(ai_dev_safe()));
     assert_ok(&a.probe(&["tcp", HOST_LINK_V4, "80"]));
+    // (An unconnected UDP datagram to port 0 the kernel refuses itself, EINVAL.)
     for (proto, host) in [
         ("tcp", HOST_LINK_V4),
-        ("udp", HOST_LINK_V4),
         ("udp-connected", HOST_LINK_V4),
         ("tcp", HOST_LINK_V6),
     ] {
@@ -60,10 +69,10 @@ fn port_zero_and_portless_packets_do_not_slip_past_allow_outgoing() {
     }
     // ICMP has no port: a rule scoped to ports denies it, as a named, counted case.
     assert_eperm(&a.probe(&["icmp", HOST_LINK_V4]));
-    let log = log_until(&a, |l| blocked(l, HOST_LINK_V4).len() >= 4);
+    let log = log_until(&a, |l| blocked(l, HOST_LINK_V4).len() >= 3);
     let refused = blocked(&log, HOST_LINK_V4);
     let port0 = refused.iter().filter(|r| r["details"]["port"] == 0).count();
-    assert!(port0 >= 3, "{refused:?}");
+    assert!(port0 >= 2, "{refused:?}");
     assert!(
         refused.iter().all(|r| r["rule"] == "#1 deny 0.0.0.0/0"),
         "{refused:?}"
@@ -322,11 +331,8 @@ fn a_blocked_name_stays_blocked_when_the_agent_starves_the_resolver() {
         "the refresh stopped: {}",
         net.received()
     );
-    assert!(
-        !a.audit_log().iter().any(|r| r["kind"] == "dns.error"),
-        "{:?}",
-        a.audit_log()
-    );
+    let log = records(&a);
+    assert!(!log.iter().any(|r| r["kind"] == "dns.error"), "{log:?}");
     a.delete();
 }
 

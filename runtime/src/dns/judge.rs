@@ -73,33 +73,32 @@ impl AnswerPolicy {
 
     /// Whether `addr`, answered for a name whose rule has `action`, may enter
     /// the maps under that rule. Blocked names only narrow: always learned.
+    /// Rebinding is judged first: such an answer is refused as a whole (and
+    /// recorded), cloud metadata (link-local) included.
     pub fn judge(&self, addr: IpAddr, action: Action) -> Result<(), Refusal> {
         if action == Action::Deny {
             return Ok(());
         }
+        if !self.allow_rebinding {
+            let special = REBINDING_CIDRS
+                .iter()
+                .map(|c| c.parse::<Cidr>().expect("rebinding CIDRs are valid"))
+                .chain(self.own_networks.iter().copied());
+            for range in special {
+                // An allow rule inside the range names it explicitly; a wider
+                // one (0.0.0.0/0 with ports, from allow_outgoing) does not.
+                let explicit = || {
+                    self.allowed
+                        .iter()
+                        .any(|a| a.prefix >= range.prefix && covers(a, addr))
+                };
+                if covers(&range, addr) && !explicit() {
+                    return Err(Refusal::Rebinding(range));
+                }
+            }
+        }
         if let Some(c) = self.denied.iter().find(|c| covers(c, addr)) {
             return Err(Refusal::Denied(*c));
-        }
-        if self.allow_rebinding {
-            return Ok(());
-        }
-        let special = REBINDING_CIDRS
-            .iter()
-            .map(|c| c.parse::<Cidr>().expect("rebinding CIDRs are valid"))
-            .chain(self.own_networks.iter().copied());
-        for range in special {
-            if !covers(&range, addr) {
-                continue;
-            }
-            // An allow rule inside the range names it explicitly; a wider one
-            // (0.0.0.0/0 with ports, from allow_outgoing) does not.
-            let explicit = self
-                .allowed
-                .iter()
-                .any(|a| a.prefix >= range.prefix && covers(a, addr));
-            if !explicit {
-                return Err(Refusal::Rebinding(range));
-            }
         }
         Ok(())
     }
