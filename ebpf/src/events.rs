@@ -18,9 +18,70 @@ pub struct RawEvent {
     pub protocol: u8,
     pub action: u8,
     pub dport: u16,
-    pub pad: u16,
+    pub flags: u16,
     pub daddr: [u8; 16],
     pub comm: [u8; 16],
+}
+
+/// `PURPLE_FLAG_FORM`, `PURPLE_FLAG_PORTLESS` of `bpf/purple.h`.
+const FLAG_FORM: u16 = 0x0f;
+const FLAG_PORTLESS: u16 = 0x10;
+
+/// The IPv4-in-IPv6 form of a destination that an IPv4 rule judged
+/// (`PURPLE_FORM_*` of `bpf/v4_in_v6.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    V4Mapped,
+    V4Compatible,
+    Nat64,
+    Nat64Local96,
+    Nat64Local48,
+    SixToFour,
+    TeredoServer,
+    TeredoClient,
+}
+
+impl Form {
+    fn from_flags(flags: u16) -> Option<Self> {
+        Some(match flags & FLAG_FORM {
+            1 => Self::V4Mapped,
+            2 => Self::V4Compatible,
+            3 => Self::Nat64,
+            4 => Self::Nat64Local96,
+            5 => Self::Nat64Local48,
+            6 => Self::SixToFour,
+            7 => Self::TeredoServer,
+            8 => Self::TeredoClient,
+            _ => return None,
+        })
+    }
+
+    /// How records name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V4Mapped => "v4-mapped",
+            Self::V4Compatible => "v4-compatible",
+            Self::Nat64 => "nat64",
+            Self::Nat64Local96 => "nat64-local/96",
+            Self::Nat64Local48 => "nat64-local/48",
+            Self::SixToFour => "6to4",
+            Self::TeredoServer => "teredo-server",
+            Self::TeredoClient => "teredo-client",
+        }
+    }
+
+    /// The IPv4 address this form carries in `a` (what the IPv4 rule judged).
+    pub fn embedded(self, a: Ipv6Addr) -> Ipv4Addr {
+        let b = a.octets();
+        let at = |i: usize| Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
+        match self {
+            Self::V4Mapped | Self::V4Compatible | Self::Nat64 | Self::Nat64Local96 => at(12),
+            Self::Nat64Local48 => Ipv4Addr::new(b[6], b[7], b[9], b[10]),
+            Self::SixToFour => at(2),
+            Self::TeredoServer => at(4),
+            Self::TeredoClient => Ipv4Addr::from(!u32::from(at(12))),
+        }
+    }
 }
 
 /// Which kernel hook decided.
@@ -32,6 +93,25 @@ pub enum Hook {
     Sendmsg6,
     SkbEgress,
     Unknown(u8),
+}
+
+/// The IPv4 addresses an IPv6 address carries, by form, as the BPF programs
+/// find them (`purple_embedded_v4` in `bpf/v4_in_v6.h`): what user space
+/// judges an IPv6 address by when IPv4 rules must hold for it too.
+pub fn embedded_v4(a: Ipv6Addr) -> Vec<(Form, Ipv4Addr)> {
+    let s = a.segments();
+    let forms: &[Form] = match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => &[Form::V4Mapped],
+        [0, 0, 0, 0, 0, 0, hi, lo] if (u32::from(hi) << 16 | u32::from(lo)) > 1 => {
+            &[Form::V4Compatible]
+        }
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => &[Form::Nat64],
+        [0x64, 0xff9b, 1, ..] => &[Form::Nat64Local96, Form::Nat64Local48],
+        [0x2002, ..] => &[Form::SixToFour],
+        [0x2001, 0, ..] => &[Form::TeredoServer, Form::TeredoClient],
+        _ => &[],
+    };
+    forms.iter().map(|&f| (f, f.embedded(a))).collect()
 }
 
 /// A decoded event.
@@ -53,6 +133,11 @@ pub struct Event {
     pub protocol: u8,
     pub daddr: IpAddr,
     pub dport: u16,
+    /// No port was judged: neither TCP nor UDP (ICMP, raw IP), or a packet
+    /// whose ports were not read (IPv6 extension headers, later fragments).
+    pub portless: bool,
+    /// Set when an IPv4 rule judged an IPv6 destination through this form.
+    pub form: Option<Form>,
 }
 
 impl Event {
@@ -100,6 +185,8 @@ impl Event {
             protocol: raw.protocol,
             daddr,
             dport: raw.dport,
+            portless: raw.flags & FLAG_PORTLESS != 0,
+            form: Form::from_flags(raw.flags),
         })
     }
 }
@@ -126,7 +213,7 @@ mod tests {
             protocol: 6,
             action: 1,
             dport: 443,
-            pad: 0,
+            flags: 0,
             daddr: [0; 16],
             comm: [0; 16],
         };
@@ -142,5 +229,40 @@ mod tests {
             (3, "curl", 443, Hook::Connect4, Action::Deny)
         );
         assert!(Event::parse(&bytes[..10]).is_none());
+        assert_eq!((e.portless, e.form), (false, None));
+    }
+
+    #[test]
+    fn forms_name_their_embedded_address() {
+        let meta = Ipv4Addr::new(169, 254, 169, 254);
+        for (addr, form) in [
+            ("::ffff:169.254.169.254", Form::V4Mapped),
+            ("::169.254.169.254", Form::V4Compatible),
+            ("64:ff9b::169.254.169.254", Form::Nat64),
+            ("64:ff9b:1::169.254.169.254", Form::Nat64Local96),
+            ("64:ff9b:1:a9fe:a9:fe00::", Form::Nat64Local48),
+            ("2002:a9fe:a9fe::1", Form::SixToFour),
+            ("2001:0:a9fe:a9fe::1", Form::TeredoServer),
+            ("2001:0:1:2::5601:5601", Form::TeredoClient),
+        ] {
+            let a: Ipv6Addr = addr.parse().unwrap();
+            assert_eq!(form.embedded(a), meta, "{addr}");
+        }
+        let forms = |s: &str| -> Vec<Form> {
+            embedded_v4(s.parse().unwrap())
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        assert_eq!(
+            forms("2001:0:a9fe:a9fe::1"),
+            [Form::TeredoServer, Form::TeredoClient]
+        );
+        assert_eq!(forms("64:ff9b::1.2.3.4"), [Form::Nat64]);
+        for none in ["::", "::1", "2001:db8::1", "64:ff9b:2::1", "fe80::1"] {
+            assert!(forms(none).is_empty(), "{none}");
+        }
+        assert_eq!(Form::from_flags(0x13), Some(Form::Nat64));
+        assert_eq!(Form::from_flags(0x10), None);
     }
 }

@@ -22,12 +22,14 @@
 //! # Ok::<(), purple_ebpf::EbpfError>(())
 //! ```
 
+mod askers;
 pub mod events;
 mod learned;
 pub mod maps;
 mod programs;
 mod stats;
 
+pub use askers::DnsAskers;
 pub use learned::LearnedHosts;
 pub use programs::{attach, detach, BPFFS, PINNED_MAPS};
 pub use stats::{stats, Stats};

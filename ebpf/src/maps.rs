@@ -49,7 +49,27 @@ pub struct Config {
     pub pad: [u8; 3],
 }
 
+/// `struct purple_asker_key`: a DNS query's source port and protocol.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AskerKey {
+    /// Host byte order.
+    pub port: u16,
+    pub protocol: u8,
+    pub pad: u8,
+}
+
+/// `struct purple_asker`: the process that sent the query.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asker {
+    pub pid: u32,
+    pub comm: [u8; 16],
+}
+
 // SAFETY: plain #[repr(C)] integers, no padding the kernel could leak into.
+unsafe impl aya::Pod for AskerKey {}
+unsafe impl aya::Pod for Asker {}
 unsafe impl aya::Pod for PortRange {}
 unsafe impl aya::Pod for RuleValue {}
 unsafe impl aya::Pod for Config {}
@@ -59,6 +79,7 @@ pub const STAT_EVENTS_LOST: u32 = 0;
 pub const STAT_DENIED: u32 = 1;
 pub const STAT_ALLOWED: u32 = 2;
 pub const STAT_DNS_REDIRECTED: u32 = 3;
+pub const STAT_PORTLESS_DENIED: u32 = 4;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RuleError {
@@ -149,6 +170,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<PortRange>(), 4);
         assert_eq!(std::mem::size_of::<RuleValue>(), 40);
         assert_eq!(std::mem::size_of::<Config>(), 8);
+        // purple_asker_key 2+1+1, purple_asker 4+16.
+        assert_eq!(std::mem::size_of::<AskerKey>(), 4);
+        assert_eq!(std::mem::size_of::<Asker>(), 20);
     }
 
     #[test]

@@ -34,10 +34,12 @@ const SOCK_ADDR_PROGRAMS: &[&str] = &[
 ];
 const SKB_EGRESS_PROGRAM: &str = "purple_skb_egress";
 
-/// Maps pinned next to the links: the supervisor reads `events`, `stats` and
-/// `rule_hits`; the tries and config stay inspectable for operators.
+/// Maps pinned next to the links: the supervisor reads `events`, `stats`,
+/// `rule_hits` and `dns_askers`; the tries and config stay inspectable for
+/// operators.
 pub const PINNED_MAPS: &[&str] = &[
     "events",
+    "dns_askers",
     "stats",
     "rule_hits",
     "rules_v4",

@@ -5,7 +5,9 @@ use std::path::Path;
 use aya::maps::{Array, Map, MapData};
 use serde::Serialize;
 
-use crate::maps::{STAT_ALLOWED, STAT_DENIED, STAT_DNS_REDIRECTED, STAT_EVENTS_LOST};
+use crate::maps::{
+    STAT_ALLOWED, STAT_DENIED, STAT_DNS_REDIRECTED, STAT_EVENTS_LOST, STAT_PORTLESS_DENIED,
+};
 use crate::EbpfError;
 
 /// Totals and per-rule hits (rule 0: the mode's default decided).
@@ -16,6 +18,8 @@ pub struct Stats {
     pub events_lost: u64,
     /// DNS queries (connects and datagrams to port 53) sent to Purple's resolver.
     pub dns_redirected: u64,
+    /// Denied packets and calls without a port (ICMP, raw IP), also in `denied`.
+    pub portless_denied: u64,
     /// (rule id, hits) for every rule that was hit at least once.
     pub rule_hits: Vec<(u32, u64)>,
 }
@@ -39,6 +43,7 @@ pub fn stats(pin_dir: &Path) -> Result<Stats, EbpfError> {
         denied: s.get(&STAT_DENIED, 0)?,
         events_lost: s.get(&STAT_EVENTS_LOST, 0)?,
         dns_redirected: s.get(&STAT_DNS_REDIRECTED, 0)?,
+        portless_denied: s.get(&STAT_PORTLESS_DENIED, 0)?,
         rule_hits,
     })
 }

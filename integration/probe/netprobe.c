@@ -15,6 +15,9 @@
  *                                 must be that server): "ok ADDR... ms", "nxdomain ms"
  *   netprobe dns udp|tcp SERVER PORT NAME
  *                                 the same query sent straight to SERVER:PORT
+ *   netprobe hog-ports N S        bind up to N UDP sockets to ephemeral ports (stops at
+ *                                 the first failure), print "held K", hold them S seconds
+ *   netprobe fds N S              open N descriptors, print "open N", hold them S seconds
  *
  * Benchmark modes (bench/ebpf.sh):
  *   netprobe connect-rate ADDR PORT N   N x (socket, connect, close with RST), prints
@@ -450,6 +453,33 @@ static int serve(const char *host, int port)
 	}
 }
 
+static int hog_ports(int n, int seconds)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	int held = 0;
+
+	for (; held < n; held++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+			break;
+	}
+	printf("held %d\n", held);
+	fflush(stdout);
+	sleep(seconds);
+	return 0;
+}
+
+static int fds(int n, int seconds)
+{
+	for (int i = 0; i < n; i++)
+		if (dup(1) < 0)
+			return fail(errno);
+	printf("open %d\n", n);
+	fflush(stdout);
+	sleep(seconds);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -474,6 +504,10 @@ int main(int argc, char **argv)
 		return dns_rate(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[1], "connect-rate"))
 		return connect_rate(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "hog-ports"))
+		return hog_ports(atoi(argv[2]), atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "fds"))
+		return fds(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n"

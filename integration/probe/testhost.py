@@ -27,6 +27,7 @@ ZONE = {
     "deep.api.allowed.test": ("10.98.0.1", 2),
     "evil.test": ("10.99.1.1", 30),
     "blocked.test": ("10.99.1.1", 30),
+    "meta.allowed.test": ("169.254.169.254", 30),
 }
 
 

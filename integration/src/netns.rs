@@ -119,6 +119,14 @@ impl TestNet {
         format!("/var/run/netns/{}", self.client)
     }
 
+    /// Stops (or resumes) the test host's server: nothing it serves answers
+    /// meanwhile, DNS included.
+    pub fn pause(&self, paused: bool) {
+        let sig = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: signals our own child.
+        assert_eq!(unsafe { libc::kill(self.server.id() as i32, sig) }, 0);
+    }
+
     /// What the test host received so far (one line per connection/datagram).
     pub fn received(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()

@@ -120,6 +120,7 @@ const NETWORK: Shape = Shape {
         "blocked_domains",
         "dns_servers",
         "allow_metadata",
+        "dns_rebinding",
     ],
     renamed: &[
         Renamed {
@@ -1012,9 +1013,11 @@ fn domain(s: &str) -> Result<String, String> {
 }
 
 /// Splits the complement of `allowed` into ranges: the ports a deny rule covers.
+/// Port 0 is a port like any other (TCP and UDP can be sent to it), so the
+/// complement starts there.
 pub fn complement(allowed: &[PortRange]) -> Vec<PortRange> {
     let mut out = Vec::new();
-    let mut next: u32 = 1;
+    let mut next: u32 = 0;
     for p in allowed {
         if u32::from(p.first) > next {
             out.push(PortRange {
@@ -1131,7 +1134,7 @@ fn network(d: &mut Decoder, f: &Fields) -> Network {
             d.warn(
                 n.pos,
                 &f.path("allowed_domains"),
-                "in deny-list mode every name is reachable anyway; these only exempt their addresses from `blocked_ips`",
+                "in deny-list mode every name is reachable anyway, and `blocked_ips` wins over their addresses: these only refuse answers pointing into private ranges (`dns_rebinding`)",
                 "set `mode: allow-list` to allow only these names",
             );
         }
@@ -1231,6 +1234,17 @@ fn network(d: &mut Decoder, f: &Fields) -> Network {
         blocked_domains: domains(d, "blocked_domains"),
         dns_servers,
         allow_metadata: opt_bool(d, f, "allow_metadata", false),
+        allow_rebinding: f
+            .get("dns_rebinding")
+            .and_then(|n| {
+                keyword(
+                    d,
+                    n,
+                    &f.path("dns_rebinding"),
+                    &[("deny", false), ("allow", true)],
+                )
+            })
+            .unwrap_or(false),
     }
 }
 
@@ -1494,13 +1508,18 @@ mod tests {
             },
         ]);
         let s: Vec<String> = c.iter().map(|p| p.to_string()).collect();
-        assert_eq!(s, ["1-52", "54-79", "81-442", "444-65535"]);
+        assert_eq!(s, ["0-52", "54-79", "81-442", "444-65535"]);
         assert_eq!(
             complement(&[PortRange {
-                first: 1,
+                first: 0,
                 last: 65535
             }]),
             vec![]
         );
+        let from_1 = complement(&[PortRange {
+            first: 1,
+            last: 65535,
+        }]);
+        assert_eq!(from_1, vec![PortRange { first: 0, last: 0 }]);
     }
 }

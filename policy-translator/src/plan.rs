@@ -26,13 +26,32 @@ pub const METADATA_CIDRS: &[&str] = &[
     "fd00:ec2::254/128",
 ];
 
+/// Where a DNS answer for an allowed name must not point (DNS rebinding): a
+/// public name turned into a key to the sandbox's own side of the network.
+/// Cloud metadata is in link-local; the v4 ranges hold in every IPv6 form the
+/// BPF programs judge as IPv4.
+pub const REBINDING_CIDRS: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "fc00::/7",
+    "fe80::/10",
+];
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error("annotation {NETWORK_ANNOTATION}: {0}")]
     Json(String),
     #[error("invalid CIDR {0:?}: use an address (10.0.0.1, ::1) or address/prefix (10.0.0.0/8, fd00::/8)")]
     Cidr(String),
-    #[error("invalid port {0:?}: use a port (443) or a range (8000-8100), 1-65535")]
+    #[error("invalid port {0:?}: use a port (443) or a range (8000-8100), 0-65535")]
     Port(String),
 }
 
@@ -170,13 +189,9 @@ impl FromStr for PortRange {
 
     fn from_str(s: &str) -> Result<Self, PlanError> {
         let err = || PlanError::Port(s.to_owned());
-        let p = |x: &str| {
-            x.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(err)
-        };
+        // 0 is a real destination port, and the complement of a port list
+        // (a deny-list's `allow_outgoing`) must be able to name it.
+        let p = |x: &str| x.trim().parse::<u16>().map_err(|_| err());
         let (first, last) = match s.split_once('-') {
             Some((a, b)) => (p(a)?, p(b)?),
             None => (p(s)?, p(s)?),
@@ -290,6 +305,11 @@ pub struct NetworkPlan {
     /// Let the container reach cloud metadata endpoints.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_metadata: bool,
+    /// Let answers for allowed names point into [`REBINDING_CIDRS`] (and the
+    /// sandbox's own networks); without it such answers are refused, unless
+    /// an allow rule of the plan covers the address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_rebinding: bool,
     /// Names whose addresses are allowed (allow-list) — `*.example.com` wildcards allowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_domains: Vec<String>,
@@ -376,7 +396,8 @@ mod tests {
             }
         );
         assert_eq!("8000-8100".parse::<PortRange>().unwrap().last, 8100);
-        for bad in ["0", "70000", "9-1", "x"] {
+        assert_eq!("0-52".parse::<PortRange>().unwrap().first, 0);
+        for bad in ["70000", "9-1", "x", "-1", ""] {
             assert!(bad.parse::<PortRange>().is_err(), "{bad}");
         }
     }

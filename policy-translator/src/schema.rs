@@ -158,6 +158,9 @@ pub struct Network {
     pub blocked_domains: Vec<String>,
     pub dns_servers: Vec<IpAddr>,
     pub allow_metadata: bool,
+    /// `dns_rebinding: allow`: answers for allowed names may point into
+    /// loopback, link-local and private ranges (default: refused).
+    pub allow_rebinding: bool,
 }
 
 /// `network.namespace`: a namespace of the sandbox's own (with user-mode

@@ -305,6 +305,7 @@ pub fn network_plan(n: &Network) -> NetworkPlan {
         mode: n.mode,
         rules,
         allow_metadata: n.allow_metadata,
+        allow_rebinding: n.allow_rebinding,
         allowed_domains: n.allowed_domains.clone(),
         blocked_domains: n.blocked_domains.clone(),
         dns_servers: n.dns_servers.clone(),

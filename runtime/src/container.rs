@@ -652,11 +652,12 @@ impl Runtime {
                 reason: "libcontainer never sent the seccomp notify fd".into(),
             });
         }
-        // The supervisor inherits the resolver's descriptors (3, 4, 5, as
-        // dns.json says), then the seccomp listener and notify fds.
+        // The supervisor inherits the resolver's descriptors (3, 4, 5 and the
+        // reserved upstream sockets, as dns.json says), then the seccomp
+        // listener and notify fds.
         let mut fds: Vec<RawFd> = resolver
             .as_ref()
-            .map(|r| r.fds().map(|fd| fd.as_raw_fd()).to_vec())
+            .map(|r| r.fds().iter().map(|fd| fd.as_raw_fd()).collect())
             .unwrap_or_default();
         let first_seccomp = 3 + fds.len() as RawFd;
         let seccomp_fds = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();

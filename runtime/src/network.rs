@@ -12,7 +12,7 @@ use purple_policy::plan::{
     Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION, SLIRP_GATEWAY,
 };
 
-use crate::dns::{self, DnsConfig, DnsError, DomainRule, Prepared};
+use crate::dns::{self, AnswerPolicy, DnsConfig, DnsError, DomainRule, Prepared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -210,6 +210,7 @@ impl Enforcement {
             self.domains.clone(),
             &self.plan.dns_servers,
             fixed,
+            AnswerPolicy::new(&self.rules, self.plan.allow_rebinding, Vec::new()),
         )?))
     }
 

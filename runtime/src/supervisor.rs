@@ -5,6 +5,7 @@
 //! It never holds the container: it is not its parent and not in its cgroup.
 
 use std::fs;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
 use purple_policy::plan::Action;
 use purple_policy::supervision::{Alerts, SessionPlan};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 
@@ -205,8 +206,9 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
 }
 
-/// The most fds `spawn` passes on (create passes the listener and one notify fd).
-const MAX_FDS: usize = 8;
+/// The most fds `spawn` passes on: the resolver's three and up to three
+/// reserved upstream sockets, the seccomp listener and one notify fd.
+const MAX_FDS: usize = 10;
 
 /// Starts the supervisor as a daemon (own session, no stdio, no inherited
 /// fds but `fds`, which become 3, 4, ... in order and must be named so in
@@ -303,18 +305,24 @@ fn entry(e: &Event, rules: &RuleBook) -> Entry {
         Action::Allow => "network.allowed",
         Action::Deny => "network.blocked",
     };
+    let mut details = json!({
+        "hook": hook,
+        "protocol": protocol,
+        "destination": e.daddr.to_string(),
+        // A port-less packet (ICMP, raw IP) has no port, not port 0.
+        "port": if e.portless { Value::Null } else { json!(e.dport) },
+        "cgroup_id": e.cgroup_id,
+    });
+    if let (Some(form), IpAddr::V6(a)) = (e.form, e.daddr) {
+        details["ipv4_form"] = json!(form.name());
+        details["ipv4"] = json!(form.embedded(a).to_string());
+    }
     Entry {
         kind: kind.into(),
         pid: (e.pid != 0).then_some(e.pid),
         comm: (!e.comm.is_empty()).then(|| e.comm.clone()),
         rule: Some(rules.label(e.rule_id)),
-        details: json!({
-            "hook": hook,
-            "protocol": protocol,
-            "destination": e.daddr.to_string(),
-            "port": e.dport,
-            "cgroup_id": e.cgroup_id,
-        }),
+        details,
     }
 }
 
@@ -524,7 +532,7 @@ fn run(args: &SupervisorArgs, mut caller: Option<Caller>) -> Result<bool, AuditE
             policy: args.policy.as_deref(),
             alerter: Arc::clone(&alerter),
         };
-        if let Err(e) = crate::dns::serve(config, pins, args.cgroup2.as_deref(), target) {
+        if let Err(e) = crate::dns::serve(config, pins, target) {
             log.append(&[crate::dns::failure(&e)])?;
         }
     }

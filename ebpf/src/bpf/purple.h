@@ -13,6 +13,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "v4_in_v6.h"
+
 #define PURPLE_MAX_RULES 65536
 #define PURPLE_MAX_PORT_RANGES 8
 
@@ -84,6 +86,22 @@ struct purple_dns_orig {
 	__u16 port;    /* network byte order */
 	__u8 family;
 	__u8 pad;
+	__u32 pid;     /* who redirected the socket, for the resolver's records */
+	char comm[16];
+};
+
+/* The asker of a DNS query the resolver received, by the source port of the
+ * query's packet: written by the skb hook as the packet leaves, so that the
+ * resolver names the asker with one lookup, whatever the sandbox holds. */
+struct purple_asker_key {
+	__u16 port;    /* source port, host byte order */
+	__u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct purple_asker {
+	__u32 pid;
+	char comm[16];
 };
 
 struct purple_event {
@@ -95,18 +113,24 @@ struct purple_event {
 	__u8 family;    /* AF_INET or AF_INET6 */
 	__u8 protocol;
 	__u8 action;
-	__u16 dport;    /* host byte order */
-	__u16 pad;
+	__u16 dport;    /* host byte order; 0 with PURPLE_FLAG_PORTLESS */
+	__u16 flags;    /* PURPLE_FLAG_* */
 	__u8 daddr[16]; /* IPv4 in the first 4 bytes */
 	char comm[16];
 };
+
+/* event.flags: the IPv4-in-IPv6 form judged (PURPLE_FORM_*), and whether
+ * the packet had no port (not TCP or UDP, or a header that was not read). */
+#define PURPLE_FLAG_FORM 0x0f
+#define PURPLE_FLAG_PORTLESS 0x10
 
 /* Counters, index by purpose. */
 #define PURPLE_STAT_EVENTS_LOST 0
 #define PURPLE_STAT_DENIED 1
 #define PURPLE_STAT_ALLOWED 2
 #define PURPLE_STAT_DNS_REDIRECTED 3
-#define PURPLE_STATS 4
+#define PURPLE_STAT_PORTLESS_DENIED 4
+#define PURPLE_STATS 5
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -155,6 +179,13 @@ struct {
 } dns_orig SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct purple_asker_key);
+	__type(value, struct purple_asker);
+} dns_askers SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
@@ -174,10 +205,19 @@ static __always_inline const struct purple_config *purple_config(void)
 	return bpf_map_lookup_elem(&config, &zero);
 }
 
-static __always_inline int purple_ports_match(const struct purple_rule *r, __u16 port)
+/*
+ * A port-less destination (ICMP, raw IP, anything but TCP and UDP) is judged
+ * by a rule without ports like any other; a rule scoped to ports cannot vouch
+ * for it: such an allow does not cover it, such a deny does (in deny-list
+ * mode `allow_outgoing` means "nothing but these ports").
+ */
+static __always_inline int purple_ports_match(const struct purple_rule *r, __u16 port,
+					      int portless)
 {
 	if (r->nports == 0)
 		return 1;
+	if (portless)
+		return r->action == PURPLE_DENY;
 #pragma unroll
 	for (int i = 0; i < PURPLE_MAX_PORT_RANGES; i++) {
 		if (i >= r->nports)
@@ -193,12 +233,12 @@ static __always_inline int purple_ports_match(const struct purple_rule *r, __u16
  * mode's default does. Returns PURPLE_ALLOW or PURPLE_DENY, sets *rule_id.
  */
 static __always_inline int purple_judge(const struct purple_rule *r, __u8 protocol, __u16 port,
-					__u32 *rule_id)
+					int portless, __u32 *rule_id)
 {
 	const struct purple_config *cfg = purple_config();
 
 	if (r && (r->protocol == PURPLE_PROTO_ANY || r->protocol == protocol) &&
-	    purple_ports_match(r, port)) {
+	    purple_ports_match(r, port, portless)) {
 		*rule_id = r->id;
 		return r->action;
 	}
@@ -231,8 +271,13 @@ static __always_inline int purple_loopback_free(__u8 protocol, __u16 port)
 	       (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP);
 }
 
+static __always_inline int purple_is_loopback6(const __u32 daddr[4])
+{
+	return daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1);
+}
+
 static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 port,
-					   __u32 *rule_id)
+					   int portless, __u32 *rule_id)
 {
 	struct purple_key_v4 key = { .prefixlen = 32 };
 
@@ -241,33 +286,61 @@ static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 
 		return PURPLE_ALLOW;
 	}
 	__builtin_memcpy(key.addr, &daddr_be, 4);
-	return purple_judge(bpf_map_lookup_elem(&rules_v4, &key), protocol, port, rule_id);
+	return purple_judge(bpf_map_lookup_elem(&rules_v4, &key), protocol, port, portless,
+			    rule_id);
 }
 
-/* IPv6, with v4-mapped (::ffff:a.b.c.d) judged by the IPv4 rules. */
+/*
+ * IPv6. A v4-mapped destination goes out as IPv4: the IPv4 rules alone
+ * judge it. Every other form that carries IPv4 addresses (v4_in_v6.h) must
+ * pass the IPv4 rules for each of them and then the IPv6 rules: the first
+ * denial decides, and *form says which spelling it judged.
+ */
 static __always_inline int purple_judge_v6(const __u32 daddr[4], __u8 protocol, __u16 port,
-					   __u32 *rule_id)
+					   int portless, __u32 *rule_id, __u8 *form)
 {
 	struct purple_key_v6 key = { .prefixlen = 128 };
+	struct purple_embedded e;
 
-	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff))
-		return purple_judge_v4(daddr[3], protocol, port, rule_id);
-	if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1) &&
-	    purple_loopback_free(protocol, port)) {
+	*form = PURPLE_FORM_NONE;
+	if (purple_is_loopback6(daddr) && purple_loopback_free(protocol, port)) {
 		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
+	purple_embedded_v4(daddr, &e);
+	if (e.n == 1 && e.form[0] == PURPLE_FORM_V4_MAPPED) {
+		*form = PURPLE_FORM_V4_MAPPED;
+		return purple_judge_v4(e.v4[0], protocol, port, portless, rule_id);
+	}
+#pragma unroll
+	for (int i = 0; i < PURPLE_MAX_EMBEDDED; i++) {
+		if (i >= e.n)
+			break;
+		if (purple_judge_v4(e.v4[i], protocol, port, portless, rule_id) != PURPLE_ALLOW) {
+			*form = e.form[i];
+			return PURPLE_DENY;
+		}
+	}
 	__builtin_memcpy(key.addr, daddr, 16);
-	return purple_judge(bpf_map_lookup_elem(&rules_v6, &key), protocol, port, rule_id);
+	return purple_judge(bpf_map_lookup_elem(&rules_v6, &key), protocol, port, portless,
+			    rule_id);
 }
+
+/* What a decision was about, for its event. */
+struct purple_dest {
+	const void *daddr;
+	__u16 port;
+	__u8 family;
+	__u8 protocol;
+	__u16 flags; /* PURPLE_FLAG_* */
+};
 
 /*
  * Counts the decision and emits an event for it (or counts it lost): always
  * for denials, for allowed calls only when config.record_allowed is set.
  */
-static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook, __u8 family,
-					  __u8 protocol, __u16 port, const void *daddr,
-					  int with_task)
+static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
+					  const struct purple_dest *d, int with_task)
 {
 	const struct purple_config *cfg;
 	struct purple_event *e;
@@ -283,6 +356,8 @@ static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
 			return;
 	} else {
 		purple_count(&stats, PURPLE_STAT_DENIED);
+		if (d->flags & PURPLE_FLAG_PORTLESS)
+			purple_count(&stats, PURPLE_STAT_PORTLESS_DENIED);
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -294,11 +369,12 @@ static __always_inline void purple_record(int verdict, __u32 rule_id, __u8 hook,
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->rule_id = rule_id;
 	e->hook = hook;
-	e->family = family;
-	e->protocol = protocol;
+	e->family = d->family;
+	e->protocol = d->protocol;
 	e->action = verdict;
-	e->dport = port;
-	__builtin_memcpy(e->daddr, daddr, family == 2 ? 4 : 16);
+	e->dport = d->port;
+	e->flags = d->flags;
+	__builtin_memcpy(e->daddr, d->daddr, d->family == 2 ? 4 : 16);
 	if (with_task) {
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -322,6 +398,8 @@ static __always_inline int purple_dns_redirect(struct bpf_sock_addr *ctx, __u16 
 	if (!cfg || !cfg->dns_port || port != PURPLE_DNS_PORT)
 		return 0;
 	cookie = bpf_get_socket_cookie(ctx);
+	o.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	__builtin_memcpy(o.addr, orig, family == 2 ? 4 : 16);
 	bpf_map_update_elem(&dns_orig, &cookie, &o, BPF_ANY);
 	if (family == 2) {
@@ -346,6 +424,12 @@ static __always_inline int purple_dot_denied(__u16 port, int loopback)
 	return cfg && cfg->dns_port && port == PURPLE_DOT_PORT && !loopback;
 }
 
+/* Sockets that are neither TCP nor UDP (ping sockets) have no port to judge. */
+static __always_inline int purple_portless(__u8 protocol)
+{
+	return protocol != IPPROTO_TCP && protocol != IPPROTO_UDP;
+}
+
 /* The socket-address hooks (connect, sendmsg) differ only in which hook they
  * report; the destination is the user's address in both. */
 static __always_inline int purple_sock_addr4(struct bpf_sock_addr *ctx, __u8 hook)
@@ -356,17 +440,24 @@ static __always_inline int purple_sock_addr4(struct bpf_sock_addr *ctx, __u8 hoo
 	/* Read before any branch: the verifier refuses ctx loads through a
 	 * pointer the compiler offset and shared between paths. */
 	__u8 protocol = ctx->protocol;
+	int portless = purple_portless(protocol);
+	struct purple_dest d = { .daddr = daddr, .family = 2, .protocol = protocol };
 	int v;
 
 	if (purple_dns_redirect(ctx, port, 2, daddr))
 		return 1;
+	if (portless) {
+		port = 0;
+		d.flags = PURPLE_FLAG_PORTLESS;
+	}
+	d.port = port;
 	if (purple_dot_denied(port, purple_is_loopback4(daddr[0]))) {
 		v = PURPLE_DENY;
 		rule_id = PURPLE_RULE_DNS;
 	} else {
-		v = purple_judge_v4(daddr[0], protocol, port, &rule_id);
+		v = purple_judge_v4(daddr[0], protocol, port, portless, &rule_id);
 	}
-	purple_record(v, rule_id, hook, 2, protocol, port, daddr, 1);
+	purple_record(v, rule_id, hook, &d, 1);
 	return v == PURPLE_ALLOW;
 }
 
@@ -375,21 +466,30 @@ static __always_inline int purple_sock_addr6(struct bpf_sock_addr *ctx, __u8 hoo
 	__u32 rule_id;
 	__u32 daddr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	int loopback = (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1)) ||
+	int loopback = purple_is_loopback6(daddr) ||
 		       (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff) &&
 			purple_is_loopback4(daddr[3]));
 	__u8 protocol = ctx->protocol; /* before any branch, as above */
+	int portless = purple_portless(protocol);
+	struct purple_dest d = { .daddr = daddr, .family = 10, .protocol = protocol };
+	__u8 form = PURPLE_FORM_NONE;
 	int v;
 
 	if (purple_dns_redirect(ctx, port, 10, daddr))
 		return 1;
+	if (portless) {
+		port = 0;
+		d.flags = PURPLE_FLAG_PORTLESS;
+	}
+	d.port = port;
 	if (purple_dot_denied(port, loopback)) {
 		v = PURPLE_DENY;
 		rule_id = PURPLE_RULE_DNS;
 	} else {
-		v = purple_judge_v6(daddr, protocol, port, &rule_id);
+		v = purple_judge_v6(daddr, protocol, port, portless, &rule_id, &form);
 	}
-	purple_record(v, rule_id, hook, 10, protocol, port, daddr, 1);
+	d.flags |= form;
+	purple_record(v, rule_id, hook, &d, 1);
 	return v == PURPLE_ALLOW;
 }
 

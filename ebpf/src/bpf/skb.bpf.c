@@ -2,7 +2,8 @@
 /*
  * Egress backstop for packets that never pass connect/sendmsg: raw and packet
  * sockets (ICMP, hand-made TCP/UDP). Every packet the container sends is judged
- * by destination, protocol and port with the same rules; a denied packet is
+ * by destination, protocol and port with the same rules (port-less packets
+ * by the port-less rule of purple_ports_match); a denied packet is
  * dropped. Packets of TCP sockets past SYN_SENT are let through: their
  * connect(2) was judged, and an allow that expires later (a learned DNS
  * answer) must not cut an established connection. No ingress program: with egress covered, nothing denied can be asked
@@ -46,60 +47,99 @@ static __always_inline int purple_dns_leak(__u8 protocol, __u16 port, int loopba
 	return 1;
 }
 
+/* A query leaving for Purple's resolver: its asker (noted when the socket was
+ * redirected) is filed under the packet's source port, where the resolver
+ * looks it up. */
+static __always_inline void purple_note_asker(struct __sk_buff *skb, __u8 protocol,
+					      const struct purple_ports *ports)
+{
+	const struct purple_config *cfg = purple_config();
+	struct purple_asker_key k = { .port = bpf_ntohs(ports->source), .protocol = protocol };
+	struct purple_asker a = {};
+	const struct purple_dns_orig *o;
+	__u64 cookie;
+
+	if (!cfg || !cfg->dns_port || ports->dest != cfg->dns_port)
+		return;
+	cookie = bpf_get_socket_cookie(skb);
+	o = bpf_map_lookup_elem(&dns_orig, &cookie);
+	if (!o)
+		return;
+	a.pid = o->pid;
+	__builtin_memcpy(a.comm, o->comm, sizeof(a.comm));
+	bpf_map_update_elem(&dns_askers, &k, &a, BPF_ANY);
+}
+
 SEC("cgroup_skb/egress")
 int purple_skb_egress(struct __sk_buff *skb)
 {
+	struct purple_ports ports;
 	__u32 rule_id;
 	__u16 port = 0;
 	__u8 protocol;
+	int portless;
 	int v;
 
+	/* The common case first; a DNS query's SYN is still SYN_SENT and goes on
+	 * to be noted below. */
 	if (purple_tcp_connected(skb))
 		return 1;
-
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
-		struct purple_ports ports;
+		struct purple_dest d = { .family = 2 };
 
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
 			return 0; /* a packet we cannot read is not let out */
 		protocol = ip.protocol;
-		if ((protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) &&
-		    bpf_skb_load_bytes(skb, ip.ihl * 4, &ports, sizeof(ports)) == 0)
+		/* A fragment past the first carries payload where ports would be. */
+		portless = purple_portless(protocol) || (ip.frag_off & bpf_htons(0x1fff)) ||
+			   bpf_skb_load_bytes(skb, ip.ihl * 4, &ports, sizeof(ports)) < 0;
+		if (!portless) {
 			port = bpf_ntohs(ports.dest);
+			if (ip.daddr == bpf_htonl(0x7f000001))
+				purple_note_asker(skb, protocol, &ports);
+		}
 		if (purple_dns_leak(protocol, port, purple_is_loopback4(ip.daddr), &rule_id))
 			v = PURPLE_DENY;
 		else
-			v = purple_judge_v4(ip.daddr, protocol, port, &rule_id);
-		if (v != PURPLE_ALLOW)
-			purple_record(v, rule_id, PURPLE_HOOK_SKB_EGRESS, 2, protocol, port,
-				      &ip.daddr, 0);
+			v = purple_judge_v4(ip.daddr, protocol, port, portless, &rule_id);
+		if (v != PURPLE_ALLOW) {
+			d.daddr = &ip.daddr;
+			d.port = port;
+			d.protocol = protocol;
+			d.flags = portless ? PURPLE_FLAG_PORTLESS : 0;
+			purple_record(v, rule_id, PURPLE_HOOK_SKB_EGRESS, &d, 0);
+		}
 		return v == PURPLE_ALLOW;
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
-		struct purple_ports ports;
+		struct purple_dest d = { .family = 10 };
 		__u32 daddr[4];
+		__u8 form;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
 			return 0;
 		protocol = ip6.nexthdr;
-		/* Extension headers are not walked: their next protocol is judged as
-		 * "any" with no port, so port-scoped allows do not open them. */
-		if ((protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) &&
-		    bpf_skb_load_bytes(skb, sizeof(ip6), &ports, sizeof(ports)) == 0)
+		/* Extension headers are not walked: the packet is judged port-less
+		 * under its first next-header value. */
+		portless = purple_portless(protocol) ||
+			   bpf_skb_load_bytes(skb, sizeof(ip6), &ports, sizeof(ports)) < 0;
+		if (!portless)
 			port = bpf_ntohs(ports.dest);
 		__builtin_memcpy(daddr, &ip6.daddr, 16);
-		if (purple_dns_leak(protocol, port,
-				    daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 &&
-					    daddr[3] == bpf_htonl(1),
-				    &rule_id))
+		form = PURPLE_FORM_NONE;
+		if (purple_dns_leak(protocol, port, purple_is_loopback6(daddr), &rule_id))
 			v = PURPLE_DENY;
 		else
-			v = purple_judge_v6(daddr, protocol, port, &rule_id);
-		if (v != PURPLE_ALLOW)
-			purple_record(v, rule_id, PURPLE_HOOK_SKB_EGRESS, 10, protocol, port,
-				      daddr, 0);
+			v = purple_judge_v6(daddr, protocol, port, portless, &rule_id, &form);
+		if (v != PURPLE_ALLOW) {
+			d.daddr = daddr;
+			d.port = port;
+			d.protocol = protocol;
+			d.flags = (portless ? PURPLE_FLAG_PORTLESS : 0) | form;
+			purple_record(v, rule_id, PURPLE_HOOK_SKB_EGRESS, &d, 0);
+		}
 		return v == PURPLE_ALLOW;
 	}
 	return 1; /* ARP and other non-IP frames */

@@ -86,6 +86,22 @@ impl Learned {
         Ok(())
     }
 
+    /// Keeps every address held under rule `id` at least until `until`;
+    /// returns them.
+    pub fn extend_rule(&mut self, id: u32, until: SystemTime) -> Vec<IpAddr> {
+        let mut kept: Vec<IpAddr> = self
+            .held
+            .values_mut()
+            .filter(|h| h.id == id)
+            .map(|h| {
+                h.until = h.until.max(until);
+                h.addr
+            })
+            .collect();
+        kept.sort();
+        kept
+    }
+
     /// Removes what expired by `now` from the maps; returns those addresses.
     pub fn expire(&mut self, now: SystemTime) -> Result<Vec<IpAddr>, DnsError> {
         let gone: Vec<IpAddr> = self

@@ -10,6 +10,7 @@
 //! sockets, namespace and [`DnsConfig`] to the supervisor, which serves
 //! ([`serve`]) and re-resolves names as their TTLs run out.
 
+mod judge;
 mod learned;
 mod names;
 mod netns;
@@ -29,6 +30,7 @@ use std::time::{Duration, SystemTime};
 use purple_policy::plan::{Action, Mode};
 use serde::{Deserialize, Serialize};
 
+pub use judge::{AnswerPolicy, Refusal};
 pub use learned::{Held, GRACE};
 pub use names::DomainRule;
 
@@ -36,6 +38,9 @@ use crate::alert::Alerter;
 use crate::audit::{AuditLog, Entry};
 use learned::{lifetime, Learned};
 use upstream::Upstreams;
+
+/// Upstreams that get a reserved socket (resolv.conf names at most three).
+const MAX_RESERVED: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
@@ -85,12 +90,16 @@ pub struct DnsConfig {
     pub upstreams: Vec<IpAddr>,
     /// Host prefixes the plan's own rules hold: learned answers leave them be.
     pub fixed: Vec<IpAddr>,
+    /// What an answer may add to the maps.
+    pub answers: AnswerPolicy,
     pub port: u16,
     /// Addresses in the maps when `create` handed over.
     pub held: Vec<Held>,
     pub refresh: Vec<Refresh>,
     /// Descriptors the supervisor inherits: network namespace, UDP, TCP.
     pub fds: [RawFd; 3],
+    /// Then the reserved upstream sockets, one per upstream in order.
+    pub reserved: Vec<RawFd>,
 }
 
 impl DnsConfig {
@@ -151,25 +160,33 @@ fn resolve_exact(
     Ok(resolved)
 }
 
-/// Learns one resolution of `rule`; returns when to resolve it again.
+/// Learns one resolution of `rule` (what `answers` lets in); returns when
+/// to resolve it again, or why a blocked name's resolution failed.
 fn learn_resolved(
     learned: &mut Learned,
+    answers: &AnswerPolicy,
     rule: &DomainRule,
     got: &Resolution,
     now: SystemTime,
-) -> Result<SystemTime, DnsError> {
+) -> Result<(SystemTime, Option<String>), DnsError> {
     match got {
         Ok(addrs) if !addrs.is_empty() => {
             for (addr, ttl) in addrs {
-                learned.learn(*addr, rule.id, rule.action, now + lifetime(*ttl))?;
+                match answers.judge(*addr, rule.action) {
+                    Ok(()) => learned.learn(*addr, rule.id, rule.action, now + lifetime(*ttl))?,
+                    Err(why) => tracing::warn!("{:?} -> {addr} not learned: {why:?}", rule.pattern),
+                }
             }
             let ttl = addrs.iter().map(|(_, t)| *t).min().unwrap_or(0);
-            Ok(now + Duration::from_secs(u64::from(ttl)).max(learned::MIN_TTL))
+            Ok((
+                now + Duration::from_secs(u64::from(ttl)).max(learned::MIN_TTL),
+                None,
+            ))
         }
-        Ok(_) => Ok(now + RETRY),
+        Ok(_) => Ok((now + RETRY, Some("no addresses".into()))),
         Err(e) => {
             tracing::warn!("resolving {:?}: {e}", rule.pattern);
-            Ok(now + RETRY)
+            Ok((now + RETRY, Some(e.to_string())))
         }
     }
 }
@@ -180,6 +197,7 @@ pub struct Prepared {
     netns: OwnedFd,
     udp: UdpSocket,
     tcp: TcpListener,
+    reserved: Vec<UdpSocket>,
     resolved: Vec<(DomainRule, Resolution)>,
 }
 
@@ -187,13 +205,15 @@ impl Prepared {
     /// Binds the resolver in the network namespace of `pid` (the container's
     /// init), finds the upstreams (`dns_servers`, else the container's
     /// resolv.conf) and resolves the plan's exact names through them. A
-    /// blocked name that does not resolve is an error.
+    /// blocked name that does not resolve is an error. `answers` gains the
+    /// networks of the namespace's interfaces.
     pub fn new(
         pid: i32,
         mode: Mode,
         domains: Vec<DomainRule>,
         dns_servers: &[IpAddr],
         fixed: Vec<IpAddr>,
+        mut answers: AnswerPolicy,
     ) -> Result<Self, DnsError> {
         let netns = netns::open(pid)?;
         let servers = if dns_servers.is_empty() {
@@ -204,26 +224,40 @@ impl Prepared {
         if servers.is_empty() {
             return Err(DnsError::NoUpstream);
         }
-        let upstreams = Upstreams(servers.clone());
-        let (listeners, resolved) = netns::run_in(netns.as_fd(), || {
+        let (listeners, own, upstreams, resolved) = netns::run_in(netns.as_fd(), || {
             netns::loopback_up()?;
             let l = netns::listen()?;
-            Ok((l, resolve_exact(&upstreams, &domains)?))
+            let reserved = servers
+                .iter()
+                .take(MAX_RESERVED)
+                .map(|&s| upstream::udp_socket(s))
+                .collect::<Result<_, _>>()?;
+            let upstreams = Upstreams {
+                servers: servers.clone(),
+                reserved,
+            };
+            let resolved = resolve_exact(&upstreams, &domains)?;
+            Ok((l, netns::own_networks()?, upstreams, resolved))
         })?;
+        answers.own_networks = own;
+        let n = upstreams.reserved.len() as RawFd;
         Ok(Self {
             config: DnsConfig {
                 mode,
                 domains,
                 upstreams: servers,
                 fixed,
+                answers,
                 port: listeners.port,
                 held: Vec::new(),
                 refresh: Vec::new(),
                 fds: [3, 4, 5],
+                reserved: (6..6 + n).collect(),
             },
             netns,
             udp: listeners.udp,
             tcp: listeners.tcp,
+            reserved: upstreams.reserved,
             resolved,
         })
     }
@@ -239,9 +273,10 @@ impl Prepared {
             .resolved
             .iter()
             .map(|(rule, got)| {
+                let (at, _) = learn_resolved(&mut learned, &self.config.answers, rule, got, now)?;
                 Ok(Refresh {
                     rule: rule.clone(),
-                    at: learn_resolved(&mut learned, rule, got, now)?,
+                    at,
                 })
             })
             .collect::<Result<_, DnsError>>()?;
@@ -253,9 +288,12 @@ impl Prepared {
         })
     }
 
-    /// What the supervisor inherits, in the order of `DnsConfig::fds`.
-    pub fn fds(&self) -> [BorrowedFd<'_>; 3] {
-        [self.netns.as_fd(), self.udp.as_fd(), self.tcp.as_fd()]
+    /// What the supervisor inherits, in the order of `DnsConfig::fds` and
+    /// `DnsConfig::reserved`.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.netns.as_fd(), self.udp.as_fd(), self.tcp.as_fd()];
+        fds.extend(self.reserved.iter().map(AsFd::as_fd));
+        fds
     }
 }
 
@@ -271,14 +309,9 @@ pub struct AuditTarget<'a> {
 /// Serves the container's DNS from the supervisor, on threads inside the
 /// container's network namespace; returns once they run. They end with the
 /// supervisor process.
-pub fn serve(
-    config: &Path,
-    pins: &Path,
-    cgroup2: Option<&Path>,
-    audit: AuditTarget<'_>,
-) -> Result<(), DnsError> {
+pub fn serve(config: &Path, pins: &Path, audit: AuditTarget<'_>) -> Result<(), DnsError> {
     let cfg = DnsConfig::load(config)?;
-    for fd in cfg.fds {
+    for &fd in cfg.fds.iter().chain(&cfg.reserved) {
         // SAFETY: F_GETFD only reads the descriptor's flags.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(DnsError::Config {
@@ -290,6 +323,12 @@ pub fn serve(
     // SAFETY: open (checked above), placed at these numbers by
     // supervisor::spawn for this purpose, and owned by nothing else.
     let [netns, udp, tcp] = cfg.fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: as above.
+    let reserved = cfg
+        .reserved
+        .iter()
+        .map(|&fd| UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+        .collect();
     let mut learned = Learned::new(
         purple_ebpf::LearnedHosts::open(pins)?,
         cfg.fixed.iter().copied().collect::<HashSet<_>>(),
@@ -304,11 +343,15 @@ pub fn serve(
     let proxy = Arc::new(proxy::Proxy {
         mode: cfg.mode,
         domains: cfg.domains.clone(),
-        upstreams: Upstreams(cfg.upstreams.clone()),
+        upstreams: Upstreams {
+            servers: cfg.upstreams.clone(),
+            reserved,
+        },
+        answers: cfg.answers.clone(),
+        askers: pins_askers(pins),
         learned: Mutex::new(learned),
         audit: Mutex::new(log),
         alerter: audit.alerter,
-        cgroup2: cgroup2.map(Path::to_owned),
         in_flight: Arc::new(AtomicUsize::new(0)),
     });
     let refresh = cfg.refresh;
@@ -353,6 +396,9 @@ pub fn serve(
 }
 
 /// Re-resolves exact names as their TTLs run out and drops expired addresses.
+/// A blocked name fails closed: when its refresh fails, the addresses of its
+/// last answer stay denied until a refresh succeeds, and the failure is on
+/// record (and alerted) as `dns.error`.
 fn keep_fresh(proxy: &proxy::Proxy, mut refresh: Vec<Refresh>) {
     loop {
         std::thread::sleep(TICK);
@@ -361,7 +407,34 @@ fn keep_fresh(proxy: &proxy::Proxy, mut refresh: Vec<Refresh>) {
             // Resolved without the lock: answers may take seconds.
             let got = proxy.upstreams.resolve(&r.rule.pattern);
             let mut learned = proxy.learned.lock().unwrap_or_else(|p| p.into_inner());
-            r.at = learn_resolved(&mut learned, &r.rule, &got, now).unwrap_or(now + RETRY);
+            let failed = match learn_resolved(&mut learned, &proxy.answers, &r.rule, &got, now) {
+                Ok((at, failed)) => {
+                    r.at = at;
+                    failed
+                }
+                Err(e) => {
+                    r.at = now + RETRY;
+                    Some(e.to_string())
+                }
+            };
+            let (Some(reason), Action::Deny) = (failed, r.rule.action) else {
+                continue;
+            };
+            // Held past the next attempt, whatever it takes.
+            let kept = learned.extend_rule(r.rule.id, SystemTime::now() + RETRY + GRACE);
+            drop(learned);
+            proxy.record(Entry {
+                kind: "dns.error".into(),
+                pid: None,
+                comm: None,
+                rule: Some(r.rule.label()),
+                details: serde_json::json!({
+                    "name": r.rule.pattern,
+                    "error": reason,
+                    "effect": "the addresses of the last answer stay blocked until a refresh succeeds",
+                    "kept": kept,
+                }),
+            });
         }
         let mut learned = proxy.learned.lock().unwrap_or_else(|p| p.into_inner());
         match learned.expire(now) {
@@ -382,4 +455,12 @@ pub fn failure(e: &DnsError) -> Entry {
 
 fn record_failure(proxy: &proxy::Proxy, e: &DnsError) {
     proxy.record(failure(e));
+}
+
+/// The askers map of the container's programs; without it records of refused
+/// names carry no process (never a scan of the sandbox's processes).
+fn pins_askers(pins: &Path) -> Option<purple_ebpf::DnsAskers> {
+    purple_ebpf::DnsAskers::open(pins)
+        .map_err(|e| tracing::warn!("no askers map: {e}"))
+        .ok()
 }

@@ -6,10 +6,11 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
+use purple_policy::plan::Cidr;
 
 use super::DnsError;
 
@@ -74,6 +75,43 @@ pub fn loopback_up() -> Result<(), DnsError> {
         }
     }
     Ok(())
+}
+
+/// The networks of the calling thread's namespace's interfaces but loopback
+/// (10.0.2.0/24 behind slirp4netns, a veth's subnet): answers pointing there
+/// are rebinding.
+pub fn own_networks() -> Result<Vec<Cidr>, DnsError> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| DnsError::Netns {
+        what: "list interface addresses".into(),
+        source: e.into(),
+    })?;
+    let mut out = Vec::new();
+    for a in addrs {
+        let (Some(addr), Some(mask)) = (a.address, a.netmask) else {
+            continue;
+        };
+        let (addr, prefix) =
+            if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                (IpAddr::V4(a.ip()), m.ip().to_bits().count_ones())
+            } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+                (IpAddr::V6(a.ip()), m.ip().to_bits().count_ones())
+            } else {
+                continue;
+            };
+        if addr.is_loopback() {
+            continue;
+        }
+        let cidr: Cidr = format!("{addr}/{prefix}")
+            .parse()
+            .map_err(|_| DnsError::Netns {
+                what: format!("interface address {addr}/{prefix}"),
+                source: io::Error::from(io::ErrorKind::InvalidData),
+            })?;
+        if !out.contains(&cidr) {
+            out.push(cidr);
+        }
+    }
+    Ok(out)
 }
 
 /// The resolver's sockets: UDP and TCP on one port of 127.0.0.1. The port is

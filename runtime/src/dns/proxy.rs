@@ -2,10 +2,8 @@
 //! allows, forwards the rest to the upstreams, and puts the answers'
 //! addresses into the allow map before the asker sees them.
 
-use std::fs;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -13,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use purple_policy::plan::Mode;
 use serde_json::json;
 
+use super::judge::{AnswerPolicy, Refusal};
 use super::learned::{lifetime, Learned};
 use super::names::{decide, normalise, Decision, DomainRule};
 use super::upstream::{read_framed, Upstreams, MAX_UDP};
@@ -32,11 +31,13 @@ pub struct Proxy {
     pub mode: Mode,
     pub domains: Vec<DomainRule>,
     pub upstreams: Upstreams,
+    /// What an answer may add to the maps.
+    pub answers: AnswerPolicy,
+    /// Who asked, by the query's source port (for records).
+    pub askers: Option<purple_ebpf::DnsAskers>,
     pub learned: Mutex<Learned>,
     pub audit: Mutex<AuditLog>,
     pub alerter: Arc<Alerter>,
-    /// The container's cgroup2 directory: whose socket asked (for records).
-    pub cgroup2: Option<PathBuf>,
     pub in_flight: Arc<AtomicUsize>,
 }
 
@@ -60,35 +61,6 @@ impl Drop for Slot {
     }
 }
 
-/// The process in `cgroup2` owning the socket bound to local `port` in this
-/// thread's network namespace (`proto`: "udp" or "tcp"), as (pid, comm).
-fn asker(cgroup2: &std::path::Path, proto: &str, port: u16) -> Option<(u32, String)> {
-    let inode = ["", "6"].iter().find_map(|v| {
-        let table = fs::read_to_string(format!("/proc/thread-self/net/{proto}{v}")).ok()?;
-        table.lines().skip(1).find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let local_port = f.get(1)?.rsplit(':').next()?;
-            (u16::from_str_radix(local_port, 16).ok()? == port)
-                .then(|| f.get(9).map(|s| s.to_string()))?
-        })
-    })?;
-    let want = format!("socket:[{inode}]");
-    let procs = fs::read_to_string(cgroup2.join("cgroup.procs")).ok()?;
-    procs
-        .lines()
-        .filter_map(|p| p.parse::<u32>().ok())
-        .find_map(|pid| {
-            let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-            let owns = fds
-                .filter_map(|e| e.ok())
-                .any(|e| fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()));
-            owns.then(|| {
-                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                (pid, comm.trim_end().to_owned())
-            })
-        })
-}
-
 impl Proxy {
     /// The reply to one query from `peer`, or None to stay silent (a message
     /// that is not a query at all).
@@ -108,11 +80,17 @@ impl Proxy {
                 self.record_denied(&msg, rule, tcp, peer);
                 Some(wire::error_reply(&msg, wire::RCODE_NXDOMAIN))
             }
-            Decision::Forward(rule) => Some(self.forward(&msg, rule, tcp)),
+            Decision::Forward(rule) => Some(self.forward(&msg, rule, tcp, peer)),
         }
     }
 
-    fn forward(&self, msg: &Message, rule: Option<&DomainRule>, tcp: bool) -> Vec<u8> {
+    fn forward(
+        &self,
+        msg: &Message,
+        rule: Option<&DomainRule>,
+        tcp: bool,
+        peer: SocketAddr,
+    ) -> Vec<u8> {
         let servfail = || wire::error_reply(msg, wire::RCODE_SERVFAIL);
         let answer = match self.upstreams.exchange(&msg.questions[0], tcp) {
             Ok(mut a) => {
@@ -125,18 +103,35 @@ impl Proxy {
             }
         };
         let Some(rule) = rule else { return answer };
+        let parsed = match wire::parse(&answer) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("answer for {:?}: {e}", msg.questions[0].name);
+                return servfail();
+            }
+        };
+        // Judged as a whole first: one address pointing inside (rebinding)
+        // refuses the answer, so the name never leads there.
+        let mut learn = Vec::new();
+        for rr in &parsed.answers {
+            let Some(addr) = rr.addr else { continue };
+            match self.answers.judge(addr, rule.action) {
+                Ok(()) => learn.push((addr, rr.ttl)),
+                // The plan's deny rule keeps deciding (and records the connect).
+                Err(Refusal::Denied(_)) => {}
+                Err(Refusal::Rebinding(range)) => {
+                    self.record_rebinding(msg, rule, addr, range, tcp, peer);
+                    return wire::error_reply(msg, wire::RCODE_NXDOMAIN);
+                }
+            }
+        }
         // The asker connects as soon as it has the answer: the addresses must
         // be in the map first. If they cannot be put there, no answer.
-        let learned = wire::parse(&answer)
-            .map_err(super::DnsError::from)
-            .and_then(|a| {
-                let now = SystemTime::now();
-                let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
-                a.answers.iter().try_for_each(|rr| match rr.addr {
-                    Some(addr) => learned.learn(addr, rule.id, rule.action, now + lifetime(rr.ttl)),
-                    None => Ok(()),
-                })
-            });
+        let now = SystemTime::now();
+        let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        let learned = learn.iter().try_for_each(|&(addr, ttl)| {
+            learned.learn(addr, rule.id, rule.action, now + lifetime(ttl))
+        });
         match learned {
             Ok(()) => answer,
             Err(e) => {
@@ -146,13 +141,45 @@ impl Proxy {
         }
     }
 
+    /// (pid, comm) of the process that sent a query from `peer`: one map
+    /// lookup, noted by the BPF programs when the query left.
+    fn asker(&self, tcp: bool, peer: SocketAddr) -> Option<(u32, String)> {
+        self.askers.as_ref()?.get(tcp, peer.port())
+    }
+
+    fn record_rebinding(
+        &self,
+        msg: &Message,
+        rule: &DomainRule,
+        addr: IpAddr,
+        range: purple_policy::plan::Cidr,
+        tcp: bool,
+        peer: SocketAddr,
+    ) {
+        let q = &msg.questions[0];
+        let who = self.asker(tcp, peer);
+        self.record(Entry {
+            kind: "dns.denied".into(),
+            pid: who.as_ref().map(|w| w.0),
+            comm: who.map(|w| w.1),
+            rule: Some("rebinding".into()),
+            details: json!({
+                "name": normalise(&q.name),
+                "qtype": wire::type_name(q.qtype),
+                "transport": if tcp { "tcp" } else { "udp" },
+                "answer": "NXDOMAIN",
+                "address": addr.to_string(),
+                "range": range.to_string(),
+                "allowed_by": rule.label(),
+                "fix": "allow the range with an explicit rule (allowed_ips) or set network.dns_rebinding: allow",
+            }),
+        });
+    }
+
     fn record_denied(&self, msg: &Message, rule: Option<&DomainRule>, tcp: bool, peer: SocketAddr) {
         let q = &msg.questions[0];
         let transport = if tcp { "tcp" } else { "udp" };
-        let who = self
-            .cgroup2
-            .as_deref()
-            .and_then(|cg| asker(cg, transport, peer.port()));
+        let who = self.asker(tcp, peer);
         let entry = Entry {
             kind: "dns.denied".into(),
             pid: who.as_ref().map(|w| w.0),

@@ -13,9 +13,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest UDP answer accepted (EDNS0 sizes in practice).
 pub const MAX_UDP: usize = 4096;
 
-/// The resolvers queries are forwarded to, tried in order.
-#[derive(Debug, Clone)]
-pub struct Upstreams(pub Vec<IpAddr>);
+/// The resolvers queries are forwarded to, tried in order, and the UDP
+/// sockets reserved for the plan's own names: bound (and connected to their
+/// server) at create, before the agent runs, so that an agent holding every
+/// ephemeral port of its namespace cannot make a refresh fail.
+#[derive(Debug)]
+pub struct Upstreams {
+    pub servers: Vec<IpAddr>,
+    /// `reserved[i]` is connected to `servers[i]`.
+    pub reserved: Vec<UdpSocket>,
+}
 
 fn random_id() -> Result<u16, DnsError> {
     let mut b = [0u8; 2];
@@ -55,13 +62,24 @@ fn answers(query: &Message, answer: &Message) -> bool {
             .all(|(a, b)| same(a, b))
 }
 
-fn udp_once(server: IpAddr, query: &[u8], parsed: &Message) -> Result<Vec<u8>, DnsError> {
+/// A UDP socket of the calling thread's namespace connected to `server`:53
+/// (the kernel then takes datagrams from that address only).
+pub fn udp_socket(server: IpAddr) -> Result<UdpSocket, DnsError> {
     let bind: SocketAddr = match server {
         IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
         IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
     };
     let s = UdpSocket::bind(bind).map_err(io("bind", server))?;
     s.connect((server, 53)).map_err(io("connect", server))?;
+    Ok(s)
+}
+
+fn udp_once(
+    s: &UdpSocket,
+    server: IpAddr,
+    query: &[u8],
+    parsed: &Message,
+) -> Result<Vec<u8>, DnsError> {
     s.send(query).map_err(io("send", server))?;
     let deadline = Instant::now() + TIMEOUT;
     let mut buf = vec![0u8; MAX_UDP];
@@ -124,14 +142,26 @@ impl Upstreams {
     /// bytes, so nothing the container adds (EDNS options, extra records)
     /// reaches the upstream.
     pub fn exchange(&self, question: &Question, tcp: bool) -> Result<Vec<u8>, DnsError> {
+        self.exchange_on(question, tcp, false)
+    }
+
+    /// `exchange`, over the reserved sockets with `reserved` (for UDP).
+    fn exchange_on(
+        &self,
+        question: &Question,
+        tcp: bool,
+        reserved: bool,
+    ) -> Result<Vec<u8>, DnsError> {
         let query = wire::query(random_id()?, &question.name, question.qtype);
         let parsed = wire::parse(&query)?;
         let mut last = DnsError::NoUpstream;
-        for &server in &self.0 {
-            let sent = if tcp {
-                tcp_once(server, &query, &parsed)
-            } else {
-                udp_once(server, &query, &parsed)
+        for (i, &server) in self.servers.iter().enumerate() {
+            let sent = match (tcp, self.reserved.get(i).filter(|_| reserved)) {
+                (true, _) => tcp_once(server, &query, &parsed),
+                (false, Some(s)) => udp_once(s, server, &query, &parsed),
+                (false, None) => {
+                    udp_socket(server).and_then(|s| udp_once(&s, server, &query, &parsed))
+                }
             };
             match sent {
                 Ok(answer) => return Ok(answer),
@@ -141,8 +171,8 @@ impl Upstreams {
         Err(last)
     }
 
-    /// The A and AAAA addresses of `name` with their TTLs; over TCP when the
-    /// UDP answer was truncated.
+    /// The A and AAAA addresses of `name` with their TTLs, over the reserved
+    /// sockets; over TCP when the UDP answer was truncated.
     pub fn resolve(&self, name: &str) -> Result<Vec<(IpAddr, u32)>, DnsError> {
         let mut out = Vec::new();
         for qtype in [TYPE_A, TYPE_AAAA] {
@@ -151,9 +181,9 @@ impl Upstreams {
                 qtype,
                 qclass: CLASS_IN,
             };
-            let mut answer = self.exchange(&q, false)?;
+            let mut answer = self.exchange_on(&q, false, true)?;
             if wire::parse(&answer)?.header.truncated() {
-                answer = self.exchange(&q, true)?;
+                answer = self.exchange_on(&q, true, true)?;
             }
             let m = wire::parse(&answer)?;
             out.extend(m.answers.iter().filter_map(|a| Some((a.addr?, a.ttl))));
