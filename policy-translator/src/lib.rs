@@ -1,8 +1,10 @@
 //! Purple policies: the schema users write, its translation to OCI bundles, and
 //! the enforcement plan the runtime reads back from `io.purple.*` annotations.
 
+pub mod argset;
 pub mod decode;
 pub mod diag;
+pub mod families;
 pub mod load;
 pub mod merge;
 pub mod plan;

@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::decode::{join, Decoder, Fields, Inert, Renamed, Shape};
 use crate::diag::Report;
+use crate::families;
 use crate::plan::{Cidr, Mode, PortRange};
 use crate::schema::*;
 use crate::supervision::Alerts;
@@ -66,7 +67,15 @@ const SCRATCH: Shape = Shape {
     inert: &[],
 };
 const SYSCALLS: Shape = Shape {
-    fields: &["default_deny", "action", "allow", "deny", "advanced_rules"],
+    fields: &[
+        "default_deny",
+        "action",
+        "allow",
+        "deny",
+        "advanced_rules",
+        "allow_io_uring",
+        "allow_socket_families",
+    ],
     renamed: &[],
     inert: &[],
 };
@@ -751,6 +760,61 @@ fn syscalls(d: &mut Decoder, f: &Fields) -> Syscalls {
             );
         }
     }
+    let allow_io_uring = opt_bool(d, f, "allow_io_uring", false);
+    if !allow_io_uring {
+        let allowed = allow.iter().map(|(s, p)| (s.as_str(), *p)).chain(
+            advanced_rules
+                .iter()
+                .filter(|r| r.action == RuleAction::Allow)
+                .map(|r| (r.syscall.as_str(), f.pos)),
+        );
+        for (name, pos) in allowed.filter(|(n, _)| families::IO_URING.contains(n)) {
+            d.error(
+                pos,
+                &f.path("allow"),
+                format!("{name} is allowed but `allow_io_uring` is not set: io_uring's operations (openat, mkdirat, connect, ...) run without passing the seccomp filter"),
+                "set `allow_io_uring: true` to allow io_uring knowingly, or remove it",
+            );
+        }
+    }
+    let allow_socket_families = f
+        .get("allow_socket_families")
+        .map(|n| {
+            let p = f.path("allow_socket_families");
+            d.list(n, &p, |d, it, ip| keyword(d, it, ip, SocketFamily::ALL))
+        })
+        .unwrap_or_default();
+    for (name, pos) in &deny {
+        let skipped: Vec<&str> = families::members(name)
+            .into_iter()
+            .filter(|m| m != name && HANDSHAKE.contains(m))
+            .collect();
+        if !skipped.is_empty() {
+            d.warn(
+                *pos,
+                &f.path("deny"),
+                format!("denies {name}'s family but not {}: the runtime's start handshake needs them, so the agent can still use them", skipped.join(", ")),
+                "accept it, or enforce the operation another way (filesystem binds, Landlock)",
+            );
+        }
+    }
+    for r in advanced_rules.iter().filter(|r| !r.conditions.is_empty()) {
+        let named = |v: &str| {
+            deny.iter().any(|(s, _)| s == v) || advanced_rules.iter().any(|o| o.syscall == v)
+        };
+        let uncovered: Vec<&str> = families::members(&r.syscall)
+            .into_iter()
+            .filter(|v| !named(v))
+            .collect();
+        if !uncovered.is_empty() {
+            d.warn(
+                f.get("advanced_rules").map_or(f.pos, |n| n.pos),
+                &f.path("advanced_rules"),
+                format!("the rule on {} does not cover {}: their arguments differ", r.syscall, uncovered.join(", ")),
+                "write a rule for each variant, or deny the variants (clone3's flags sit in memory: seccomp cannot compare them)",
+            );
+        }
+    }
     for (name, pos) in &deny {
         if HANDSHAKE.contains(&name.as_str()) {
             d.error(
@@ -767,6 +831,8 @@ fn syscalls(d: &mut Decoder, f: &Fields) -> Syscalls {
         allow: allow.into_iter().map(|(s, _)| s).collect(),
         deny: deny.into_iter().map(|(s, _)| s).collect(),
         advanced_rules,
+        allow_io_uring,
+        allow_socket_families,
     }
 }
 
@@ -805,6 +871,14 @@ fn rule(d: &mut Decoder, n: &Node, path: &str) -> Option<SyscallRule> {
                 "seccomp takes one comparison per argument per rule: split it into two rules",
             );
         }
+    }
+    if conditions.iter().filter(|c| c.op == CmpOp::MaskedNeq).count() > 1 {
+        d.error(
+            n.pos,
+            &f.path("conditions"),
+            "more than one masked_neq in one rule",
+            "seccomp has no masked_neq: each becomes one rule per mask bit, so give each its own rule",
+        );
     }
     Some(SyscallRule {
         syscall: syscall?,
@@ -849,15 +923,6 @@ fn condition(d: &mut Decoder, n: &Node, path: &str) -> Option<Condition> {
     let op_node = d.required(&f, "op");
     let op = op_node.and_then(|o| {
         let p = f.path("op");
-        if matches!(&o.value, Value::Str(s) if s == "masked_neq") {
-            d.error(
-                o.pos,
-                &p,
-                "seccomp cannot express masked_neq",
-                "write the rule the other way round: masked_eq with the opposite action",
-            );
-            return None;
-        }
         keyword(
             d,
             o,
@@ -870,6 +935,7 @@ fn condition(d: &mut Decoder, n: &Node, path: &str) -> Option<Condition> {
                 ("gt", CmpOp::Gt),
                 ("gte", CmpOp::Gte),
                 ("masked_eq", CmpOp::MaskedEq),
+                ("masked_neq", CmpOp::MaskedNeq),
             ],
         )
     });
@@ -877,17 +943,18 @@ fn condition(d: &mut Decoder, n: &Node, path: &str) -> Option<Condition> {
         .required(&f, "value")
         .and_then(|v| arg_value(d, v, &f.path("value")));
     let mask = f.get("mask").and_then(|m| arg_value(d, m, &f.path("mask")));
+    let masked = |op| matches!(op, CmpOp::MaskedEq | CmpOp::MaskedNeq);
     match (op, mask) {
-        (Some(CmpOp::MaskedEq), None) => d.error(
+        (Some(op), None) if masked(op) => d.error(
             f.pos,
             &f.path("mask"),
-            "masked_eq needs a mask",
+            format!("{} needs a mask", if op == CmpOp::MaskedEq { "masked_eq" } else { "masked_neq" }),
             "add `mask:` (the bits of the argument to compare)",
         ),
-        (Some(op), Some(_)) if op != CmpOp::MaskedEq => d.error(
+        (Some(op), Some(_)) if !masked(op) => d.error(
             f.pos,
             &f.path("mask"),
-            "a mask only applies to masked_eq",
+            "a mask only applies to masked_eq and masked_neq",
             "remove `mask`, or use `op: masked_eq`",
         ),
         _ => {}

@@ -96,7 +96,15 @@ fn tighten_seccomp(
     if p.syscalls.default_deny {
         return Err(MergeError::TwoAllowLists(p.name.clone()));
     }
-    let denied: Vec<&str> = p.syscalls.deny.iter().map(String::as_str).collect();
+    // Every call the policy denies outright, families expanded.
+    let denied: Vec<&str> = profile["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] != "SCMP_ACT_ALLOW" && r.get("args").is_none())
+        .flat_map(|r| r["names"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
     let rules = entry(existing, "syscalls", json!([]));
     if let Some(list) = rules.as_array_mut() {
         for rule in list.iter_mut() {

@@ -89,6 +89,65 @@ pub enum CmpOp {
     Gt,
     Gte,
     MaskedEq,
+    MaskedNeq,
+}
+
+/// A socket family a policy may allow beyond the default set (`unix`,
+/// `inet`, `inet6`, netlink's routing protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SocketFamily {
+    /// Every netlink protocol, not only routing.
+    Netlink,
+    Key,
+    Packet,
+    Rds,
+    Can,
+    Tipc,
+    Bluetooth,
+    Alg,
+    Vsock,
+    Kcm,
+    Smc,
+    Xdp,
+    Mctp,
+}
+
+impl SocketFamily {
+    pub const ALL: &[(&str, SocketFamily)] = &[
+        ("netlink", Self::Netlink),
+        ("key", Self::Key),
+        ("packet", Self::Packet),
+        ("rds", Self::Rds),
+        ("can", Self::Can),
+        ("tipc", Self::Tipc),
+        ("bluetooth", Self::Bluetooth),
+        ("alg", Self::Alg),
+        ("vsock", Self::Vsock),
+        ("kcm", Self::Kcm),
+        ("smc", Self::Smc),
+        ("xdp", Self::Xdp),
+        ("mctp", Self::Mctp),
+    ];
+
+    /// Its `AF_*` number (linux/socket.h).
+    pub fn number(self) -> u64 {
+        match self {
+            Self::Key => 15,
+            Self::Netlink => 16,
+            Self::Packet => 17,
+            Self::Rds => 21,
+            Self::Can => 29,
+            Self::Tipc => 30,
+            Self::Bluetooth => 31,
+            Self::Alg => 38,
+            Self::Vsock => 40,
+            Self::Kcm => 41,
+            Self::Smc => 43,
+            Self::Xdp => 44,
+            Self::Mctp => 45,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +173,9 @@ pub struct Syscalls {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub advanced_rules: Vec<SyscallRule>,
+    /// io_uring allowed although its operations bypass the filter.
+    pub allow_io_uring: bool,
+    pub allow_socket_families: Vec<SocketFamily>,
 }
 
 impl Syscalls {

@@ -7,9 +7,10 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxSeccompArg, LinuxSeccompOperator as Op, Spec};
 use serde_json::{json, Value};
 
+use crate::{argset, families};
 use crate::plan::{
     Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
     POLICY_NAME_ANNOTATION, SLIRP_DNS,
@@ -116,64 +117,177 @@ const fn libc_eperm() -> u32 {
     1
 }
 
+/// Socket families every policy that filters system calls allows: local,
+/// IPv4 and IPv6 sockets, and netlink's routing protocol (libc asks it for
+/// the host's addresses in getaddrinfo and if_nameindex). Anything else
+/// (vsock to the hypervisor, packet sockets, the kernel's crypto API, ...)
+/// only when the policy names it in `allow_socket_families`.
+const SOCKET_FAMILIES: &[u64] = &[1, 2, 10];
+const AF_NETLINK: u64 = 16;
+const NETLINK_ROUTE: u64 = 0;
+
+/// The comparisons of one rule as OCI seccomp arguments.
+fn oci_args(conds: &[LinuxSeccompArg]) -> Value {
+    serde_json::to_value(conds).expect("arguments serialise")
+}
+
+fn oci_rule(name: &str, action: &str, conds: &[LinuxSeccompArg]) -> Value {
+    let mut rule = json!({ "names": [name], "action": action });
+    if !conds.is_empty() {
+        rule["args"] = oci_args(conds);
+    }
+    with_errno(rule, action)
+}
+
+/// One condition as the alternatives it stands for (OCI meaning:
+/// `masked_eq` is `(arg & value) == valueTwo`): one, except `masked_neq`,
+/// which seccomp has not and which holds when any bit of the mask differs.
+fn alternatives(c: &Condition) -> Vec<Vec<LinuxSeccompArg>> {
+    let i = usize::from(c.arg);
+    let one = |op| vec![vec![argset::cmp(i, op, c.value, None)]];
+    match c.op {
+        CmpOp::Eq => one(Op::ScmpCmpEq),
+        CmpOp::Neq => one(Op::ScmpCmpNe),
+        CmpOp::Lt => one(Op::ScmpCmpLt),
+        CmpOp::Lte => one(Op::ScmpCmpLe),
+        CmpOp::Gt => one(Op::ScmpCmpGt),
+        CmpOp::Gte => one(Op::ScmpCmpGe),
+        CmpOp::MaskedEq | CmpOp::MaskedNeq => {
+            let eq = argset::cmp(
+                i,
+                Op::ScmpCmpMaskedEq,
+                c.mask.unwrap_or(u64::MAX),
+                Some(c.value),
+            );
+            if c.op == CmpOp::MaskedEq {
+                vec![vec![eq]]
+            } else {
+                argset::negate(&eq)
+            }
+        }
+    }
+}
+
+/// An advanced rule's conditions as seccomp rules whose union it is.
+fn condition_rules(conds: &[Condition]) -> Vec<Vec<LinuxSeccompArg>> {
+    conds.iter().fold(vec![Vec::new()], |acc, c| {
+        let alts = alternatives(c);
+        acc.iter()
+            .flat_map(|base| {
+                alts.iter().map(move |alt| {
+                    let mut r = base.clone();
+                    r.extend(alt.iter().cloned());
+                    r
+                })
+            })
+            .collect()
+    })
+}
+
+/// The deny list with every family expanded (`families`), without the calls
+/// the policy names elsewhere (its explicit rule decides) or the runtime's
+/// start needs (the loader warns), plus io_uring unless allowed.
+pub fn denied_calls(s: &Syscalls) -> Vec<String> {
+    let explicit = |n: &str| {
+        s.allow.iter().any(|a| a == n) || s.advanced_rules.iter().any(|r| r.syscall == n)
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in &s.deny {
+        for m in families::members(name) {
+            let known = libseccomp::ScmpSyscall::from_name(m).is_ok();
+            let skip = m != name && (explicit(m) || crate::load::HANDSHAKE.contains(&m));
+            if known && !skip && !out.iter().any(|o| o == m) {
+                out.push(m.to_owned());
+            }
+        }
+    }
+    if !s.allow_io_uring && !s.default_deny {
+        for io in families::IO_URING {
+            if !explicit(io) && !out.iter().any(|o| o == io) {
+                out.push((*io).to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `socket(2)` limited to the families the policy needs (see
+/// [`SOCKET_FAMILIES`]), unless the policy writes its own `socket` rules:
+/// allow rules under a denying default, else deny rules for the rest.
+fn socket_rules(s: &Syscalls, deny: &str) -> Vec<Value> {
+    if s.advanced_rules.iter().any(|r| r.syscall == "socket") {
+        return Vec::new();
+    }
+    let mut families: Vec<u64> = SOCKET_FAMILIES.to_vec();
+    families.extend(s.allow_socket_families.iter().map(|f| f.number()));
+    let all_netlink = families.contains(&AF_NETLINK);
+    let route = [
+        argset::cmp(0, Op::ScmpCmpEq, AF_NETLINK, None),
+        argset::cmp(2, Op::ScmpCmpEq, NETLINK_ROUTE, None),
+    ];
+    if s.default_deny {
+        if !s.allow.iter().any(|a| a == "socket") {
+            return Vec::new();
+        }
+        let mut rules: Vec<Value> = families
+            .iter()
+            .map(|f| oci_rule("socket", "SCMP_ACT_ALLOW", &[argset::cmp(0, Op::ScmpCmpEq, *f, None)]))
+            .collect();
+        if !all_netlink {
+            rules.push(oci_rule("socket", "SCMP_ACT_ALLOW", &route));
+        }
+        rules
+    } else {
+        if s.deny.iter().any(|d| d == "socket") {
+            return Vec::new();
+        }
+        families.push(AF_NETLINK);
+        let mut rules: Vec<Value> = argset::outside(0, &families)
+            .iter()
+            .map(|r| oci_rule("socket", deny, r))
+            .collect();
+        if !all_netlink {
+            let other = [route[0].clone(), argset::cmp(2, Op::ScmpCmpNe, NETLINK_ROUTE, None)];
+            rules.push(oci_rule("socket", deny, &other));
+        }
+        rules
+    }
+}
+
 fn seccomp(s: &Syscalls) -> Option<Value> {
     if s.is_empty() {
         return None;
     }
     let default = default_action(s);
+    let deny = seccomp_action(s.action);
+    let denied = denied_calls(s);
     let mut rules = Vec::new();
-    let list_action = if s.default_deny {
-        "SCMP_ACT_ALLOW"
-    } else {
-        seccomp_action(s.action)
-    };
-    let names = if s.default_deny { &s.allow } else { &s.deny };
-    if !names.is_empty() {
-        rules.push(with_errno(
-            json!({ "names": names, "action": list_action }),
-            list_action,
-        ));
+    if s.default_deny {
+        // `socket` is allowed per family below.
+        let allow: Vec<&String> = s
+            .allow
+            .iter()
+            .filter(|a| *a != "socket" || s.advanced_rules.iter().any(|r| r.syscall == "socket"))
+            .collect();
+        if !allow.is_empty() {
+            rules.push(json!({ "names": allow, "action": "SCMP_ACT_ALLOW" }));
+        }
+        if !denied.is_empty() && deny != default {
+            rules.push(with_errno(json!({ "names": denied, "action": deny }), deny));
+        }
+    } else if !denied.is_empty() {
+        rules.push(with_errno(json!({ "names": denied, "action": deny }), deny));
     }
-    if s.default_deny && !s.deny.is_empty() && seccomp_action(s.action) != default {
-        let a = seccomp_action(s.action);
-        rules.push(with_errno(json!({ "names": s.deny, "action": a }), a));
-    }
+    rules.extend(socket_rules(s, deny));
     for r in &s.advanced_rules {
         let action = rule_action(r.action, s.action);
         if action == default && !r.conditions.is_empty() {
             // The load step warned: libseccomp refuses a rule equal to the default.
             continue;
         }
-        let args: Vec<Value> = r
-            .conditions
-            .iter()
-            .map(|c| {
-                let (op, value, two) = match c.op {
-                    CmpOp::Eq => ("SCMP_CMP_EQ", c.value, None),
-                    CmpOp::Neq => ("SCMP_CMP_NE", c.value, None),
-                    CmpOp::Lt => ("SCMP_CMP_LT", c.value, None),
-                    CmpOp::Lte => ("SCMP_CMP_LE", c.value, None),
-                    CmpOp::Gt => ("SCMP_CMP_GT", c.value, None),
-                    CmpOp::Gte => ("SCMP_CMP_GE", c.value, None),
-                    // OCI (like libseccomp): value is the mask, valueTwo the datum.
-                    CmpOp::MaskedEq => (
-                        "SCMP_CMP_MASKED_EQ",
-                        c.mask.unwrap_or(u64::MAX),
-                        Some(c.value),
-                    ),
-                };
-                let mut a = json!({ "index": c.arg, "value": value, "op": op });
-                if let Some(two) = two {
-                    a["valueTwo"] = json!(two);
-                }
-                a
-            })
-            .collect();
-        let mut rule = json!({ "names": [r.syscall], "action": action });
-        if !args.is_empty() {
-            rule["args"] = json!(args);
+        for conds in condition_rules(&r.conditions) {
+            rules.push(oci_rule(&r.syscall, action, &conds));
         }
-        rules.push(with_errno(rule, action));
     }
     let mut out = json!({
         "defaultAction": default,

@@ -553,11 +553,14 @@ impl Runtime {
         };
         save_record(pdir, &record)?;
         if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            let mut plain = seccomp.clone();
+            seccomp::for_libcontainer(&mut plain);
             let path = pdir.join(tenant::SECCOMP_FILE);
-            let json = serde_json::to_vec(seccomp).expect("seccomp profiles serialise");
+            let json = serde_json::to_vec(&plain).expect("seccomp profiles serialise");
             fs::write(&path, json).map_err(io_err(&path))?;
         }
         let interim = self.seccomp_listener(id, &record, &mut spec, pdir)?;
+        seccomp::spec_for_libcontainer(&mut spec);
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
 

@@ -32,6 +32,7 @@ use libseccomp::{ScmpArch, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, Scmp
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall, Spec,
 };
+use purple_policy::argset;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -45,14 +46,24 @@ const MAX_SYSCALL_NR: i32 = 1024;
 /// they are sending.
 const HANDOVER: [&str; 3] = ["write", "sendmsg", "recvmsg"];
 
-/// The original decisions of the rules rewritten to `NOTIFY`; the supervisor
-/// answers from it. Stored as `seccomp.json` next to the record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Calls i386 also reaches through `socketcall(2)`, whose arguments are in
+/// memory: libseccomp refuses conditional rules with different actions on
+/// them (EEXIST), so their remainders notify as a whole.
+const SOCKETCALL: &[&str] = &[
+    "socket", "bind", "connect", "listen", "accept", "accept4", "getsockname",
+    "getpeername", "socketpair", "send", "recv", "sendto", "recvfrom", "shutdown",
+    "setsockopt", "getsockopt", "sendmsg", "recvmsg", "recvmmsg", "sendmmsg",
+];
+
+/// The bundle's filter as written (OCI meaning), which the supervisor
+/// re-evaluates for every notified call. Stored as `seccomp.json` next to
+/// the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
-    /// Rewritten rules with their original actions, in the profile's order.
+    /// Every rule of the bundle, in its order (`seccomp #N` is the N-th).
     pub rules: Vec<LinuxSyscall>,
-    /// The default action, when it denies and was spelled out.
-    pub default: Option<(LinuxSeccompAction, Option<u32>)>,
+    /// The default action and its errno.
+    pub default: (LinuxSeccompAction, Option<u32>),
 }
 
 /// What the supervisor does with one notified call.
@@ -61,6 +72,9 @@ pub enum Verdict {
     Errno(i32),
     Kill,
     Log,
+    /// Notified only because the kernel cannot tell it from a denied call
+    /// (see [`rewrite`]): continued, not recorded.
+    Allow,
 }
 
 impl Verdict {
@@ -82,6 +96,7 @@ impl Verdict {
             Self::Errno(_) => "errno",
             Self::Kill => "kill",
             Self::Log => "log",
+            Self::Allow => "allow",
         }
     }
 }
@@ -90,6 +105,13 @@ impl Verdict {
 /// returns what the supervisor needs, or `None` when nothing is notified
 /// (no profile, no denying rule, or the bundle has its own listener, which
 /// keeps the notify fd).
+///
+/// Under a denying default, a call that only conditional rules name (e.g.
+/// `socket` allowed for AF_INET) would be refused by the kernel unrecorded
+/// when no condition holds: its remaining argument values notify too, as
+/// rules of their own where that is cheap to write (`argset::complement`),
+/// else the whole call (the supervisor then continues the allowed ones:
+/// seccomp compares registers only, which cannot change meanwhile).
 pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     let seccomp = spec.linux().as_ref()?.seccomp().as_ref()?;
     if seccomp.listener_path().is_some() {
@@ -103,16 +125,17 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
         return None;
     }
     let mut seccomp: LinuxSeccomp = seccomp.clone();
-    let mut profile = Profile::default();
+    let original = seccomp.syscalls().clone().unwrap_or_default();
+    let default = (seccomp.default_action(), seccomp.default_errno_ret());
+    let mut notified = false;
     let mut syscalls = Vec::new();
-    for rule in seccomp.syscalls().clone().unwrap_or_default() {
-        let default_too = rule.action() == seccomp.default_action()
-            && rule.errno_ret() == seccomp.default_errno_ret();
+    for rule in &original {
+        let default_too = (rule.action(), rule.errno_ret()) == default;
         if Verdict::of(rule.action(), rule.errno_ret()).is_none() || default_too {
-            syscalls.push(rule);
+            syscalls.push(rule.clone());
             continue;
         }
-        let (kept, notified): (Vec<String>, Vec<String>) = rule
+        let (kept, names): (Vec<String>, Vec<String>) = rule
             .names()
             .iter()
             .cloned()
@@ -122,32 +145,33 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
             r.set_names(kept);
             syscalls.push(r);
         }
-        if !notified.is_empty() {
-            let mut r = rule.clone();
-            r.set_names(notified);
-            profile.rules.push(r.clone());
-            r.set_action(LinuxSeccompAction::ScmpActNotify);
-            r.set_errno_ret(None);
-            syscalls.push(r);
+        if !names.is_empty() {
+            syscalls.push(notify(names, rule.args().clone()));
+            notified = true;
         }
     }
     // A LOG default would stop every call of the agent: left to the kernel's log.
-    let default = seccomp.default_action();
-    if Verdict::of(default, seccomp.default_errno_ret()).is_some_and(|v| v != Verdict::Log) {
+    if Verdict::of(default.0, default.1).is_some_and(|v| v != Verdict::Log) {
+        let extra = remainders(&original);
+        notified |= !extra.is_empty();
+        syscalls.extend(extra);
         let mentioned: Vec<&String> = syscalls.iter().flat_map(|r| r.names()).collect();
-        let names: Vec<String> = (0..MAX_SYSCALL_NR)
-            .filter_map(|nr| ScmpSyscall::from(nr).get_name().ok())
+        let mut names: Vec<String> = architectures(&seccomp)
+            .into_iter()
+            .flat_map(|arch| {
+                (0..MAX_SYSCALL_NR)
+                    .filter_map(move |nr| ScmpSyscall::from(nr).get_name_by_arch(arch).ok())
+            })
             .filter(|n| !HANDOVER.contains(&n.as_str()) && !mentioned.contains(&n))
             .collect();
+        names.sort_unstable();
+        names.dedup();
         if !names.is_empty() {
-            let mut r = LinuxSyscall::default();
-            r.set_names(names);
-            r.set_action(LinuxSeccompAction::ScmpActNotify);
-            syscalls.push(r);
-            profile.default = Some((default, seccomp.default_errno_ret()));
+            syscalls.push(notify(names, None));
+            notified = true;
         }
     }
-    if profile.rules.is_empty() && profile.default.is_none() {
+    if !notified {
         return None;
     }
     seccomp.set_syscalls(Some(syscalls));
@@ -155,7 +179,110 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     let mut linux = spec.linux().clone().expect("checked above");
     linux.set_seccomp(Some(seccomp));
     spec.set_linux(Some(linux));
-    Some(profile)
+    Some(Profile {
+        rules: original,
+        default,
+    })
+}
+
+fn notify(names: Vec<String>, args: Option<Vec<LinuxSeccompArg>>) -> LinuxSyscall {
+    let mut r = LinuxSyscall::default();
+    r.set_names(names);
+    r.set_action(LinuxSeccompAction::ScmpActNotify);
+    r.set_args(args.filter(|a| !a.is_empty()));
+    r
+}
+
+/// Notify rules for the argument values of conditionally named calls that
+/// no rule covers (they would get the denying default from the kernel).
+fn remainders(rules: &[LinuxSyscall]) -> Vec<LinuxSyscall> {
+    let mut names: Vec<&String> = rules.iter().flat_map(|r| r.names()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        if HANDOVER.contains(&name.as_str()) {
+            continue;
+        }
+        let naming: Vec<&LinuxSyscall> = rules
+            .iter()
+            .filter(|r| r.names().contains(name))
+            .collect();
+        let mut conds: Vec<Vec<LinuxSeccompArg>> = Vec::new();
+        for r in &naming {
+            let args = r.args().clone().unwrap_or_default();
+            if args.is_empty() {
+                // Decided outright by the kernel.
+                conds.clear();
+                break;
+            }
+            if has_repeated_index(&args) {
+                // Loaded as one rule per comparison (see `rule_matches`).
+                conds.extend(args.into_iter().map(|a| vec![a]));
+            } else {
+                conds.push(args);
+            }
+        }
+        if conds.is_empty() {
+            continue;
+        }
+        match argset::complement(&conds).filter(|_| !SOCKETCALL.contains(&name.as_str())) {
+            Some(rest) => out.extend(rest.into_iter().map(|a| notify(vec![name.clone()], Some(a)))),
+            None => out.push(notify(vec![name.clone()], None)),
+        }
+    }
+    out
+}
+
+/// The architectures the filter names: the host's when it names none.
+fn architectures(seccomp: &LinuxSeccomp) -> Vec<ScmpArch> {
+    let named: Vec<ScmpArch> = seccomp
+        .architectures()
+        .iter()
+        .flatten()
+        .filter_map(|a| serde_json::to_value(a).ok()?.as_str()?.parse().ok())
+        .collect();
+    if named.is_empty() {
+        vec![ScmpArch::native()]
+    } else {
+        named
+    }
+}
+
+/// libcontainer 0.7 loads `masked_eq` as `(arg & valueTwo) == value`; runc,
+/// libseccomp and the bundles Purple writes mean `(arg & value) ==
+/// valueTwo`. Swapped here, on what is handed to libcontainer only, so that
+/// the kernel compares what the bundle says (the supervisor reads the
+/// bundle's own profile).
+pub fn for_libcontainer(seccomp: &mut LinuxSeccomp) {
+    let Some(mut rules) = seccomp.syscalls().clone() else {
+        return;
+    };
+    for rule in &mut rules {
+        if let Some(mut args) = rule.args().clone() {
+            for a in args
+                .iter_mut()
+                .filter(|a| a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq)
+            {
+                let (mask, datum) = (a.value(), a.value_two().unwrap_or(0));
+                *a = argset::cmp(a.index(), a.op(), datum, Some(mask));
+            }
+            rule.set_args(Some(args));
+        }
+    }
+    seccomp.set_syscalls(Some(rules));
+}
+
+/// [`for_libcontainer`] on the spec's filter, if it has one.
+pub fn spec_for_libcontainer(spec: &mut Spec) {
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    if let Some(mut seccomp) = linux.seccomp().clone() {
+        for_libcontainer(&mut seccomp);
+        linux.set_seccomp(Some(seccomp));
+        spec.set_linux(Some(linux));
+    }
 }
 
 /// Whether the profile lets `call` through unconditionally: allowed by an
@@ -173,53 +300,53 @@ fn allows(seccomp: &LinuxSeccomp, call: &str) -> bool {
     }
 }
 
-/// Whether one argument condition holds, as libseccomp compares (64 bits,
-/// unsigned; masked-equal is `(arg & valueTwo) == value`).
-fn holds(cond: &LinuxSeccompArg, args: &[u64; 6]) -> bool {
-    let Some(&arg) = args.get(cond.index()) else {
-        return false;
-    };
-    let v = cond.value();
-    match cond.op() {
-        LinuxSeccompOperator::ScmpCmpNe => arg != v,
-        LinuxSeccompOperator::ScmpCmpLt => arg < v,
-        LinuxSeccompOperator::ScmpCmpLe => arg <= v,
-        LinuxSeccompOperator::ScmpCmpEq => arg == v,
-        LinuxSeccompOperator::ScmpCmpGe => arg >= v,
-        LinuxSeccompOperator::ScmpCmpGt => arg > v,
-        LinuxSeccompOperator::ScmpCmpMaskedEq => arg & cond.value_two().unwrap_or(0) == v,
-    }
+fn has_repeated_index(conds: &[LinuxSeccompArg]) -> bool {
+    let mut indexes: Vec<usize> = conds.iter().map(|c| c.index()).collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    indexes.len() < conds.len()
 }
 
 /// Conditions of one rule: all must hold, except that (as libcontainer and
 /// runc load them) several conditions on one argument are separate rules.
 fn rule_matches(rule: &LinuxSyscall, args: &[u64; 6]) -> bool {
     let conds = rule.args().as_deref().unwrap_or_default();
-    let mut indexes: Vec<usize> = conds.iter().map(|c| c.index()).collect();
-    indexes.sort_unstable();
-    indexes.dedup();
-    if indexes.len() < conds.len() {
-        conds.iter().any(|c| holds(c, args))
+    if has_repeated_index(conds) {
+        conds.iter().any(|c| argset::holds(c, args))
     } else {
-        conds.iter().all(|c| holds(c, args))
+        argset::matches(conds, args)
     }
 }
 
 impl Profile {
-    /// The verdict on a call and the rule that gave it.
-    pub fn decide(&self, name: &str, args: &[u64; 6]) -> (Verdict, String) {
-        let found = self
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.names().iter().any(|n| n == name) && rule_matches(r, args));
-        let (action, errno, rule) = match (found, self.default) {
-            (Some((i, r)), _) => (r.action(), r.errno_ret(), format!("seccomp #{}", i + 1)),
-            (None, Some((a, e))) => (a, e, "seccomp default".to_owned()),
-            // Only rewritten rules notify; fail closed if one is not found.
-            (None, None) => (LinuxSeccompAction::ScmpActErrno, None, "seccomp".to_owned()),
+    /// The verdict on a call and the rule that gave it, as the kernel would
+    /// decide it: a rule without conditions first (libseccomp lets it
+    /// override conditional ones), then the first whose conditions hold,
+    /// then the default. `None` for `name` means a call the filter's
+    /// architectures do not know: refused.
+    pub fn decide(&self, name: Option<&str>, args: &[u64; 6]) -> (Verdict, String) {
+        let Some(name) = name else {
+            return (Verdict::Errno(libc::ENOSYS), "seccomp unknown call".to_owned());
         };
-        let verdict = Verdict::of(action, errno).unwrap_or(Verdict::Errno(libc::EPERM));
+        let naming = || {
+            self.rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.names().iter().any(|n| n == name))
+        };
+        let found = naming()
+            .find(|(_, r)| r.args().as_ref().is_none_or(|a| a.is_empty()))
+            .or_else(|| naming().find(|(_, r)| rule_matches(r, args)));
+        let (action, errno, rule) = match found {
+            Some((i, r)) => (r.action(), r.errno_ret(), format!("seccomp #{}", i + 1)),
+            None => (self.default.0, self.default.1, "seccomp default".to_owned()),
+        };
+        let verdict = match Verdict::of(action, errno) {
+            Some(v) => v,
+            None if action == LinuxSeccompAction::ScmpActAllow => Verdict::Allow,
+            // TRAP, TRACE or NOTIFY of a bundle's own: not Purple's to run.
+            None => Verdict::Errno(libc::EPERM),
+        };
         (verdict, format!("{rule} {}", oci_name(action)))
     }
 }
@@ -229,13 +356,10 @@ impl Profile {
 pub fn handle(fd: BorrowedFd<'_>, profile: &Profile) -> Option<Entry> {
     let raw = fd.as_raw_fd();
     let req = ScmpNotifReq::receive(raw).ok()?;
-    let arch = req.data.arch;
-    let name = req
-        .data
-        .syscall
-        .get_name_by_arch(arch)
-        .unwrap_or_else(|_| req.data.syscall.to_string());
-    let (verdict, rule) = profile.decide(&name, &req.data.args);
+    let arch = call_arch(req.data.arch, req.data.syscall);
+    let known = req.data.syscall.get_name_by_arch(arch).ok();
+    let (verdict, rule) = profile.decide(known.as_deref(), &req.data.args);
+    let name = known.unwrap_or_else(|| req.data.syscall.to_string());
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", req.pid))
         .ok()
         .map(|c| c.trim_end().to_owned());
@@ -243,7 +367,9 @@ pub fn handle(fd: BorrowedFd<'_>, profile: &Profile) -> Option<Entry> {
     let valid = libseccomp::notify_id_valid(raw, req.id).is_ok();
     let resp = match verdict {
         Verdict::Errno(e) => ScmpNotifResp::new_error(req.id, -e, ScmpNotifRespFlags::empty()),
-        Verdict::Log => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty()),
+        Verdict::Log | Verdict::Allow => {
+            ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty())
+        }
         Verdict::Kill => {
             if valid {
                 // SIGKILL takes the whole thread group, as KILL_PROCESS does.
@@ -255,6 +381,9 @@ pub fn handle(fd: BorrowedFd<'_>, profile: &Profile) -> Option<Entry> {
     };
     // Fails with ENOENT when the caller is gone (killed above): nothing to answer.
     let _ = resp.respond(raw);
+    if verdict == Verdict::Allow {
+        return None;
+    }
     let mut details = json!({
         "syscall": name,
         "nr": req.data.syscall.as_raw_syscall(),
@@ -458,6 +587,16 @@ fn receive_fd(conn: RawFd) -> nix::Result<Option<OwnedFd>> {
     Ok(fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// x32 calls come with the x86_64 audit arch and the x32 bit in their number.
+fn call_arch(arch: ScmpArch, nr: ScmpSyscall) -> ScmpArch {
+    const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+    if arch == ScmpArch::X8664 && nr.as_raw_syscall() & X32_SYSCALL_BIT != 0 {
+        ScmpArch::X32
+    } else {
+        arch
+    }
+}
+
 fn arch_name(arch: ScmpArch) -> String {
     format!("{arch:?}").to_lowercase()
 }
@@ -514,12 +653,12 @@ mod tests {
         assert_eq!(rules[1].names(), &["mkdir"]);
         assert_eq!(rules[1].action(), LinuxSeccompAction::ScmpActNotify);
         assert_eq!(rules[2].action(), LinuxSeccompAction::ScmpActAllow);
-        assert_eq!(p.rules.len(), 1);
-        assert_eq!(p.default, None);
+        assert_eq!(p.rules.len(), 2);
         assert_eq!(
-            p.decide("mkdir", &[0; 6]),
+            p.decide(Some("mkdir"), &[0; 6]),
             (Verdict::Log, "seccomp #1 SCMP_ACT_LOG".into())
         );
+        assert_eq!(p.decide(Some("getpid"), &[0; 6]).0, Verdict::Allow);
     }
 
     #[test]
@@ -536,7 +675,8 @@ mod tests {
         assert_eq!(spelled.action(), LinuxSeccompAction::ScmpActNotify);
         assert!(spelled.names().iter().any(|n| n == "mkdir"));
         assert!(!spelled.names().iter().any(|n| n == "write" || n == "read"));
-        assert_eq!(p.decide("mkdir", &[0; 6]).0, Verdict::Errno(libc::EPERM));
+        assert_eq!(p.decide(Some("mkdir"), &[0; 6]).0, Verdict::Errno(libc::EPERM));
+        assert_eq!(p.decide(None, &[0; 6]).0, Verdict::Errno(libc::ENOSYS));
     }
 
     #[test]
@@ -596,22 +736,34 @@ mod tests {
         errno.set_errno_ret(Some(libc::EACCES as u32));
         let p = Profile {
             rules: vec![kill, errno],
-            default: None,
+            default: (LinuxSeccompAction::ScmpActAllow, None),
         };
-        assert_eq!(p.decide("kill", &[1, 9, 0, 0, 0, 0]).0, Verdict::Kill);
+        assert_eq!(p.decide(Some("kill"), &[1, 9, 0, 0, 0, 0]).0, Verdict::Kill);
         assert_eq!(
-            p.decide("kill", &[1, 15, 0, 0, 0, 0]).0,
+            p.decide(Some("kill"), &[1, 15, 0, 0, 0, 0]).0,
             Verdict::Errno(libc::EACCES)
         );
+        // OCI (runc) meaning: (arg & value) == valueTwo.
         let masked = LinuxSeccompArgBuilder::default()
             .index(0usize)
-            .value(0x2u64)
-            .value_two(0x3u64)
+            .value(0x3u64)
+            .value_two(0x2u64)
             .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
             .build()
             .unwrap();
-        assert!(holds(&masked, &[0x6, 0, 0, 0, 0, 0]));
-        assert!(!holds(&masked, &[0x7, 0, 0, 0, 0, 0]));
+        assert!(argset::holds(&masked, &[0x6, 0, 0, 0, 0, 0]));
+        assert!(!argset::holds(&masked, &[0x7, 0, 0, 0, 0, 0]));
+        // libcontainer gets the operands the other way round.
+        let mut r = rule(&["openat"], LinuxSeccompAction::ScmpActAllow);
+        r.set_args(Some(vec![masked]));
+        let mut sc = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActErrno)
+            .syscalls(vec![r])
+            .build()
+            .unwrap();
+        for_libcontainer(&mut sc);
+        let a = &sc.syscalls().as_ref().unwrap()[0].args().as_ref().unwrap()[0];
+        assert_eq!((a.value(), a.value_two()), (0x2, Some(0x3)));
         let either = {
             let mut r = rule(&["x"], LinuxSeccompAction::ScmpActErrno);
             r.set_args(Some(vec![
@@ -622,5 +774,75 @@ mod tests {
         };
         assert!(rule_matches(&either, &[2, 0, 0, 0, 0, 0]));
         assert!(!rule_matches(&either, &[3, 0, 0, 0, 0, 0]));
+    }
+}
+
+#[cfg(test)]
+mod remainder_tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxBuilder, LinuxSeccompBuilder, SpecBuilder};
+
+    fn cond_rule(name: &str, action: LinuxSeccompAction, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
+        let mut r = LinuxSyscall::default();
+        r.set_names(vec![name.to_owned()]);
+        r.set_action(action);
+        r.set_args(Some(args));
+        r
+    }
+
+    /// Under a denying default, the argument values no conditional rule
+    /// covers notify; the covered ones stay the kernel's.
+    #[test]
+    fn conditional_calls_notify_outside_their_conditions() {
+        let eq = |v| argset::cmp(0, LinuxSeccompOperator::ScmpCmpEq, v, None);
+        let allow = LinuxSeccompAction::ScmpActAllow;
+        let mut base = LinuxSyscall::default();
+        base.set_names(["write", "sendmsg", "recvmsg"].map(String::from).to_vec());
+        base.set_action(allow);
+        let rules = vec![
+            base,
+            cond_rule("personality", allow, vec![eq(2)]),
+            cond_rule("personality", allow, vec![eq(10)]),
+            cond_rule("socket", allow, vec![eq(2)]),
+            cond_rule(
+                "getpriority",
+                allow,
+                vec![eq(0), argset::cmp(1, LinuxSeccompOperator::ScmpCmpEq, 0, None)],
+            ),
+            cond_rule("kill", allow, vec![eq(1)]),
+            cond_rule("kill", allow, vec![argset::cmp(1, LinuxSeccompOperator::ScmpCmpEq, 0, None)]),
+        ];
+        let seccomp = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActErrno)
+            .syscalls(rules)
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default().seccomp(seccomp).build().unwrap();
+        let mut spec = SpecBuilder::default().linux(linux).build().unwrap();
+        let p = rewrite(&mut spec, Path::new("/x")).unwrap();
+        let out = spec.linux().clone().unwrap().seccomp().clone().unwrap();
+        let notifies = |name: &str, args: &[u64; 6]| {
+            out.syscalls().iter().flatten().any(|r| {
+                r.action() == LinuxSeccompAction::ScmpActNotify
+                    && r.names().iter().any(|n| n == name)
+                    && rule_matches(r, args)
+            })
+        };
+        for (value, refused) in [(1, true), (2, false), (10, false), (40, true)] {
+            let args = [value, 1, 0, 0, 0, 0];
+            assert_eq!(notifies("personality", &args), refused, "{value}");
+            let v = p.decide(Some("personality"), &args).0;
+            assert_eq!(v == Verdict::Allow, !refused, "{value}");
+        }
+        // socketcall's calls notify whole (libseccomp refuses more on i386).
+        assert!(notifies("socket", &[2, 1, 0, 0, 0, 0]));
+        assert_eq!(p.decide(Some("socket"), &[2, 1, 0, 0, 0, 0]).0, Verdict::Allow);
+        // Two arguments, one rule: the negation of each.
+        assert!(notifies("getpriority", &[0, 1, 0, 0, 0, 0]));
+        assert!(!notifies("getpriority", &[0, 0, 0, 0, 0, 0]));
+        // Rules on different arguments: the whole call, judged by the supervisor.
+        assert!(notifies("kill", &[1, 0, 0, 0, 0, 0]));
+        assert_eq!(p.decide(Some("kill"), &[1, 5, 0, 0, 0, 0]).0, Verdict::Allow);
+        assert_eq!(p.decide(Some("kill"), &[2, 5, 0, 0, 0, 0]).0, Verdict::Errno(libc::EPERM));
     }
 }
