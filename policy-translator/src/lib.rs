@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod diag;
+pub mod hostfs;
 pub mod load;
 pub mod merge;
 pub mod plan;

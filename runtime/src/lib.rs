@@ -9,6 +9,7 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod dns;
+pub mod escape;
 pub mod foreground;
 pub mod id;
 pub mod logging;
