@@ -31,7 +31,7 @@ mod stats;
 
 pub use askers::DnsAskers;
 pub use learned::LearnedHosts;
-pub use programs::{attach, detach, BPFFS, PINNED_MAPS};
+pub use programs::{attach, detach, pin_root, BPFFS, PINNED_MAPS, PIN_ROOT};
 pub use stats::{stats, Stats};
 
 /// Opens the `events` ring buffer pinned in `pin_dir` (for the supervisor).

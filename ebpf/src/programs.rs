@@ -54,7 +54,12 @@ fn io_err(what: String) -> impl FnOnce(io::Error) -> EbpfError {
     move |source| EbpfError::Io { what, source }
 }
 
-/// Mounts bpffs on /sys/fs/bpf when the host has not (pins need it).
+/// The directory every container's pins go under.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/purple";
+
+/// Mounts bpffs on /sys/fs/bpf when the host has not (pins need it), for
+/// root only: a bpffs others may write lets a local user create Purple's
+/// pin directory first.
 fn ensure_bpffs() -> Result<(), EbpfError> {
     let path = Path::new(BPFFS);
     if statfs(path).is_ok_and(|s| s.filesystem_type() == BPF_FS_MAGIC) {
@@ -67,12 +72,56 @@ fn ensure_bpffs() -> Result<(), EbpfError> {
         nix::mount::MsFlags::MS_NOSUID
             | nix::mount::MsFlags::MS_NODEV
             | nix::mount::MsFlags::MS_NOEXEC,
-        None::<&str>,
+        Some("mode=0700"),
     )
     .map_err(|e| EbpfError::Io {
         what: format!("mount bpffs on {BPFFS}"),
         source: e.into(),
     })
+}
+
+/// Opens (creating it 0700) Purple's pin directory, refusing one that is a
+/// link, is not root's, or that others may write: whoever made it could
+/// swap or read the pins the supervisor and `delete` trust. A root-owned one
+/// others may only read or search is narrowed to 0700.
+pub fn pin_root() -> Result<File, EbpfError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    ensure_bpffs()?;
+    let refuse = |why: String| EbpfError::Io {
+        what: format!("Purple's pin directory {PIN_ROOT}"),
+        source: io::Error::other(format!(
+            "{why}; remove it (rm -r {PIN_ROOT}) and let Purple create it"
+        )),
+    };
+    let dir = purple_policy::hostfs::mkdirs(Path::new(PIN_ROOT), 0o700)
+        .map_err(|e| refuse(e.to_string()))?;
+    let meta = dir.metadata().map_err(io_err(format!("stat {PIN_ROOT}")))?;
+    if meta.uid() != 0 {
+        return Err(refuse(format!("it is owned by uid {}, not root", meta.uid())));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "its mode {mode:04o} lets others write it"
+        )));
+    }
+    if mode & 0o077 != 0 {
+        dir.set_permissions(fs::Permissions::from_mode(0o700))
+            .map_err(io_err(format!("chmod 0700 {PIN_ROOT}")))?;
+    }
+    Ok(dir)
+}
+
+/// Creates the container's own pin directory (0700) below the checked root.
+fn make_pin_dir(pin_dir: &Path) -> Result<(), EbpfError> {
+    let root = pin_root()?;
+    let rel = pin_dir.strip_prefix(PIN_ROOT).map_err(|_| EbpfError::Io {
+        what: format!("pin directory {}", pin_dir.display()),
+        source: io::Error::other(format!("not under {PIN_ROOT}")),
+    })?;
+    purple_policy::hostfs::mkdirs_beneath(&root, rel, 0o700)
+        .map_err(io_err(format!("create {}", pin_dir.display())))?;
+    Ok(())
 }
 
 fn fill_rules(ebpf: &mut Ebpf, config: Config, rules: &[Rule]) -> Result<(), EbpfError> {
@@ -129,8 +178,7 @@ pub fn attach(
     config: Config,
     rules: &[Rule],
 ) -> Result<(), EbpfError> {
-    ensure_bpffs()?;
-    fs::create_dir_all(pin_dir).map_err(io_err(format!("create {}", pin_dir.display())))?;
+    make_pin_dir(pin_dir)?;
     let attached = attach_pinned(cgroup_dir, pin_dir, config, rules);
     if attached.is_err() {
         if let Err(e) = detach(pin_dir) {

@@ -170,10 +170,27 @@ impl Oci {
         let bundle = bundle.as_ref();
         let out = fs::File::create(bundle.join("stdout")).unwrap();
         let err = fs::File::create(bundle.join("stderr")).unwrap();
+        // The tests wrote the bundle: its alert targets are trusted like the
+        // node's own (purple-oci refuses them from annotations otherwise).
+        let audit = fs::read_to_string(bundle.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|c| {
+                c["annotations"]["io.purple.audit"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let trust: &[&str] = if audit.contains("\"alerts\"") {
+            &["--annotation-alerts"]
+        } else {
+            &[]
+        };
         let st = self
             .cmd()
             .args(["create", "--bundle"])
             .arg(bundle)
+            .args(trust)
             .args(extra)
             .arg(id)
             .stdin(Stdio::null())

@@ -587,8 +587,10 @@ fn alerts_reach_a_command_and_a_unix_socket_live() {
 
 #[test]
 fn custom_log_path_is_used_and_bad_ones_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("agent.jsonl");
+    // Under the log root, in a directory of its own.
+    let log = Path::new(audit::LOG_DIR)
+        .join(unique_id("custom"))
+        .join("agent.jsonl");
     let plan = json!({"log_path": log}).to_string();
     let (oci, id, _b) = start_with(&["true"], |c| {
         c["annotations"]["io.purple.audit"] = json!(plan);
@@ -598,10 +600,11 @@ fn custom_log_path_is_used_and_bad_ones_are_refused() {
     assert!(!audit::default_path(&id).exists());
     let recs = audit::verify(&log).unwrap();
     assert_eq!(recs.last().unwrap().details["event"], "deleted");
+    let _ = fs::remove_dir_all(log.parent().unwrap());
 
     for (bad, says) in [
         (json!("relative/log.jsonl"), "absolute"),
-        (json!("ROOTFS/tmp/log.jsonl"), "rootfs"),
+        (json!("ROOTFS/tmp/log.jsonl"), "under /var/log/purple"),
     ] {
         let b = TestBundle::new(&["true"]);
         let rootfs = b.path().join("rootfs");

@@ -5,6 +5,7 @@ pub mod argset;
 pub mod decode;
 pub mod diag;
 pub mod families;
+pub mod hostfs;
 pub mod load;
 pub mod merge;
 pub mod plan;

@@ -411,34 +411,101 @@ fn abs_sandbox_path(d: &mut Decoder, s: String, pos: Pos, path: &str) -> Option<
     }
 }
 
+/// Host directories a writable bind may not be, hold or sit in: what root
+/// runs or trusts (programs, libraries, configuration, cron, login scripts,
+/// services, boot). A second layer behind [`resolve_host`]'s walk: an agent
+/// that can write there owns the host.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr",
+    "/etc",
+    "/boot",
+    "/opt",
+    "/var/spool/cron",
+    "/var/lib/systemd",
+];
+
+/// Symbolic links followed while resolving one path, as the kernel allows.
+const MAX_LINKS: usize = 40;
+
 /// Resolves a host path the way the kernel will (symlinks included) and
 /// refuses sensitive ones. Missing paths resolve through their longest
 /// existing ancestor, so a symlink there cannot smuggle them elsewhere.
-fn resolve_host(raw: &str, ctx: &Context) -> Result<(PathBuf, bool), String> {
-    let p = ctx.base.join(raw);
-    let mut existing = p.as_path();
-    let mut rest = Vec::new();
-    let resolved = loop {
-        match existing.canonicalize() {
-            Ok(c) => break c,
-            Err(_) => match (existing.parent(), existing.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_owned());
-                    existing = parent;
-                }
-                _ => return Err(format!("{raw:?} cannot be resolved")),
-            },
+///
+/// Every directory a name is looked up in must be one no sandbox can write:
+/// a link planted there by an agent (its output directory, say) would turn a
+/// later run's bind into a bind of whatever the agent chose, and a directory
+/// the agent can write can gain such a link between this check and the mount.
+fn resolve_host(raw: &str, ctx: &Context, writable: bool) -> Result<(PathBuf, bool), String> {
+    let ids = crate::hostfs::SandboxIds::with(None);
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            todo.push(c.as_os_str().to_owned());
         }
     };
-    let exists = rest.is_empty();
-    let mut full = resolved;
-    for r in rest.iter().rev() {
-        if r == ".." {
+    push(&mut todo, &ctx.base.join(raw));
+    let mut full = PathBuf::from("/");
+    let mut exists = true;
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        match part.to_str() {
+            Some("/") => {
+                full = PathBuf::from("/");
+                continue;
+            }
+            Some(".") => continue,
+            Some("..") if exists => {
+                full.pop();
+                continue;
+            }
+            Some("..") => {
+                return Err(format!(
+                    "{raw:?} climbs out of a directory that does not exist"
+                ))
+            }
+            _ => {}
+        }
+        let next = full.join(&part);
+        if !exists {
+            full = next;
+            continue;
+        }
+        let entry = match std::fs::symlink_metadata(&next) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                exists = false;
+                full = next;
+                continue;
+            }
+            Err(e) => return Err(format!("{raw:?}: cannot look at {}: {e}", next.display())),
+        };
+        let dir = std::fs::metadata(&full)
+            .map_err(|e| format!("{raw:?}: cannot look at {}: {e}", full.display()))?;
+        if let Some(why) = ids.writes(&dir, Some(std::os::unix::fs::MetadataExt::uid(&entry))) {
             return Err(format!(
-                "{raw:?} climbs out of a directory that does not exist"
+                "{raw:?} passes through {}, which a sandbox can write ({why}): an agent \
+                 could have placed or could swap {} (a link to a host directory, say)",
+                full.display(),
+                next.display()
             ));
         }
-        full.push(r);
+        if entry.file_type().is_symlink() {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(format!("{raw:?}: too many symbolic links"));
+            }
+            let target = std::fs::read_link(&next)
+                .map_err(|e| format!("{raw:?}: cannot read link {}: {e}", next.display()))?;
+            push(&mut todo, &target);
+            continue;
+        }
+        full = next;
     }
     if let Some(s) = SENSITIVE
         .iter()
@@ -446,6 +513,16 @@ fn resolve_host(raw: &str, ctx: &Context) -> Result<(PathBuf, bool), String> {
     {
         return Err(format!(
             "{raw:?} resolves to {} which exposes {s}, a sensitive host path",
+            full.display()
+        ));
+    }
+    if let Some(s) = SYSTEM_DIRS
+        .iter()
+        .find(|s| writable && (full.starts_with(s) || Path::new(s).starts_with(&full)))
+    {
+        return Err(format!(
+            "{raw:?} resolves to {}: a writable bind there would let the agent change {s}, \
+             which the host runs or trusts as root; bind it read-only or pick a directory of its own",
             full.display()
         ));
     }
@@ -479,7 +556,7 @@ pub fn cli_bind(spec: &str, ctx: &Context) -> Result<(Bind, bool), String> {
     };
     let mut d = Decoder::default();
     let sandbox_path = abs_sandbox_path(&mut d, sandbox.to_owned(), Pos::default(), "volume");
-    let (host_path, exists) = resolve_host(host, ctx)?;
+    let (host_path, exists) = resolve_host(host, ctx, !ro)?;
     match (sandbox_path, d.diagnostics.pop()) {
         (Some(sandbox_path), None) if exists => Ok((
             Bind {
@@ -494,7 +571,9 @@ pub fn cli_bind(spec: &str, ctx: &Context) -> Result<(Bind, bool), String> {
     }
 }
 
-fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, must_exist: bool) -> Option<Bind> {
+/// A bind of the policy; `writable` ones (output paths) may be missing (they
+/// are created) and may not touch the host's system directories.
+fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, writable: bool) -> Option<Bind> {
     let f = d.fields(n, path, &BIND)?;
     let host = d.required(&f, "host_path");
     let sandbox = d.required(&f, "sandbox_path");
@@ -514,9 +593,9 @@ fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, must_exist: bool) 
             optional,
         });
     }
-    match resolve_host(&raw, ctx) {
+    match resolve_host(&raw, ctx, writable) {
         Ok((host_path, exists)) => {
-            if must_exist && !exists && !optional {
+            if !writable && !exists && !optional {
                 d.error(
                     host.pos,
                     &hpath,
@@ -548,13 +627,13 @@ fn filesystem(d: &mut Decoder, f: &Fields, ctx: &Context) -> Filesystem {
         .get("scratch_size")
         .and_then(|n| d.unit(n, &f.path("scratch_size"), units::parse_size))
         .unwrap_or(DEFAULT_SCRATCH_SIZE);
-    let binds = |d: &mut Decoder, key: &'static str, must_exist: bool| {
+    let binds = |d: &mut Decoder, key: &'static str, writable: bool| {
         f.get(key)
-            .map(|n| d.list(n, &f.path(key), |d, it, p| bind(d, it, p, ctx, must_exist)))
+            .map(|n| d.list(n, &f.path(key), |d, it, p| bind(d, it, p, ctx, writable)))
             .unwrap_or_default()
     };
-    let immutable_paths = binds(d, "immutable_paths", true);
-    let output_paths = binds(d, "output_paths", false);
+    let immutable_paths = binds(d, "immutable_paths", false);
+    let output_paths = binds(d, "output_paths", true);
     let scratch_paths = f
         .get("scratch_paths")
         .map(|n| {

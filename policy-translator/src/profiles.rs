@@ -64,6 +64,14 @@ pub enum PolicyError {
     NotFound { name: String, searched: String },
     #[error("{0}")]
     Invalid(Report),
+    #[error("{name:?} is not a profile name: give the name of a built-in profile or of a file in {HOST_PROFILE_DIR} (letters, digits, '-', '_', '.'), not a path")]
+    NotAName { name: String },
+    #[error("profile {name:?} ({}) has {errors} error(s): run `purple policy check {}` on the host", file.display(), file.display())]
+    Unusable {
+        name: String,
+        errors: usize,
+        file: PathBuf,
+    },
 }
 
 /// Where a policy's text came from.
@@ -177,6 +185,55 @@ pub fn resolve(name_or_path: &str, ctx: &Context) -> Result<Loaded, PolicyError>
                 .join(", "),
         }),
     }
+}
+
+/// Directories a bundle annotation may name profiles from: the host's, not
+/// the caller's working directory (an engine's is anyone's guess).
+pub const HOST_PROFILE_DIR: &str = "/etc/purple/policies";
+
+/// Finds the profile a bundle's `io.purple.profile` names. Its author is not
+/// the host: only a profile name is accepted (built-in, or a file of the
+/// host's profile directory), and a profile that does not load is reported
+/// by name and count only, so no file's text reaches the author.
+pub fn resolve_for_annotation(name: &str, ctx: &Context) -> Result<Loaded, PolicyError> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    if !plain || is_path(name) {
+        return Err(PolicyError::NotAName {
+            name: name.escape_debug().to_string(),
+        });
+    }
+    let path = Path::new(HOST_PROFILE_DIR).join(format!("{name}.yaml"));
+    let loaded = if path.exists() {
+        load_file(&path, ctx)
+    } else {
+        match BUILT_IN.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => check(
+                text,
+                Path::new(&format!("<built-in>/{name}.yaml")),
+                Some(name),
+                Origin::BuiltIn,
+                ctx,
+            ),
+            None => {
+                return Err(PolicyError::NotFound {
+                    name: name.to_owned(),
+                    searched: HOST_PROFILE_DIR.to_owned(),
+                })
+            }
+        }
+    };
+    loaded.map_err(|e| match e {
+        PolicyError::Invalid(report) => PolicyError::Unusable {
+            name: name.to_owned(),
+            errors: report.errors().count(),
+            file: report.file,
+        },
+        other => other,
+    })
 }
 
 /// Every profile name visible from here, first hit winning, in name order.

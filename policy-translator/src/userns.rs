@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{chown, MetadataExt};
+use std::os::unix::fs::{fchown, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::schema::{IdMap, User};
@@ -95,13 +95,14 @@ pub fn check_reachable(path: &Path, ids: &HostIds) -> Result<(), Unreachable> {
     Ok(())
 }
 
-/// Hands `dir` to `ids` unless they may already write and search it, as
-/// podman's `:U` does; what is inside keeps its owners.
-pub fn give(dir: &Path, ids: &HostIds) -> io::Result<()> {
-    if ids.bits(&fs::metadata(dir)?) & 0o3 == 0o3 {
+/// Hands the open directory `dir` to `ids` unless they may already write
+/// and search it, as podman's `:U` does; what is inside keeps its owners.
+/// On the descriptor: a name could have been swapped for a link meanwhile.
+pub fn give(dir: &fs::File, ids: &HostIds) -> io::Result<()> {
+    if ids.bits(&dir.metadata()?) & 0o3 == 0o3 {
         return Ok(());
     }
-    chown(dir, Some(ids.uid), ids.gids.first().copied())
+    fchown(dir, Some(ids.uid), ids.gids.first().copied())
 }
 
 #[cfg(test)]
@@ -138,7 +139,7 @@ mod tests {
         fs::set_permissions(&mine, fs::Permissions::from_mode(0o700)).unwrap();
         let ids = stranger();
         assert!(check_reachable(&mine, &ids).is_err());
-        give(&mine, &ids).unwrap();
+        give(&fs::File::open(&mine).unwrap(), &ids).unwrap();
         check_reachable(&mine, &ids).unwrap();
         assert_eq!(fs::metadata(&mine).unwrap().uid(), ids.uid);
     }
@@ -147,7 +148,7 @@ mod tests {
     fn writable_directories_are_left_alone() {
         let t = tempfile::tempdir().unwrap();
         fs::set_permissions(t.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-        give(t.path(), &stranger()).unwrap();
+        give(&fs::File::open(t.path()).unwrap(), &stranger()).unwrap();
         assert_eq!(fs::metadata(t.path()).unwrap().uid(), 0);
     }
 }

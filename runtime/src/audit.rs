@@ -7,11 +7,12 @@
 //! supervisor); an exclusive `flock` around read-last-hash-and-append keeps
 //! the chain linear.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use purple_policy::hostfs::{self, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -106,21 +107,59 @@ pub struct AuditLog {
     policy: Option<String>,
 }
 
+/// Opens the log root (/var/log/purple), creating it 0700: logs hold
+/// destinations, names and syscall arguments, for root only. A root-owned
+/// root with wider bits is narrowed; one that is a link or someone else's is
+/// refused (its owner could swap the logs).
+pub fn log_root() -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = hostfs::mkdirs(Path::new(LOG_DIR), 0o700)?;
+    let meta = dir.metadata()?;
+    if meta.uid() != 0 {
+        return Err(std::io::Error::other(format!(
+            "{LOG_DIR} is owned by uid {}, not root: remove it and let Purple create it",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        dir.set_permissions(fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
+/// Opens (creating it 0600) the log file `path` without following a link on
+/// any component: below the log root from its descriptor, elsewhere (logs a
+/// person named, tests) from `/`.
+fn open_log_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let path = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other("not a file path"));
+    };
+    let dir = match parent.strip_prefix(LOG_DIR) {
+        Ok(rel) => hostfs::mkdirs_beneath(&log_root()?, rel, 0o700)?,
+        Err(_) => hostfs::mkdirs(parent, 0o700)?,
+    };
+    let flags = libc::O_RDWR | libc::O_APPEND | libc::O_CREAT;
+    let fd = hostfs::openat2(dir.as_raw_fd(), Path::new(name), flags, 0o600, Scope::Beneath)
+        .map_err(hostfs::explain)?;
+    let file = File::from(fd);
+    if file.metadata()?.mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 impl AuditLog {
     pub fn open(path: &Path, container_id: &str, policy: Option<&str>) -> Result<Self, AuditError> {
-        let io = |source| AuditError::Io {
+        let file = open_log_file(path).map_err(|source| AuditError::Io {
             path: path.to_owned(),
             source,
-        };
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io)?;
+        })?;
         Ok(Self {
             path: path.to_owned(),
             file,

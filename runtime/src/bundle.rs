@@ -229,15 +229,17 @@ fn has_nul(p: &Path) -> bool {
 }
 
 /// Writes `spec` as `dir/config.json`.
+/// Writes `spec` as `dir/config.json`, the directory 0700 and the file 0600:
+/// the spec holds the container's environment values.
 pub fn write_spec(spec: &Spec, dir: &Path) -> Result<(), BundleError> {
     let path = dir.join("config.json");
     let write = |msg: String| BundleError::Write {
         path: path.clone(),
         msg,
     };
-    fs::create_dir_all(dir).map_err(|e| write(e.to_string()))?;
+    purple_policy::hostfs::private_dirs(dir).map_err(|e| write(e.to_string()))?;
     let json = serde_json::to_vec(spec).map_err(|e| write(e.to_string()))?;
-    fs::write(&path, json).map_err(|e| write(e.to_string()))
+    purple_policy::hostfs::write_private(&path, &json).map_err(|e| write(e.to_string()))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
+use purple_policy::hostfs;
 use purple_policy::plan::{POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
 use purple_policy::supervision::{AuditPlan, SessionPlan, SupervisionError};
 use serde::{Deserialize, Serialize};
@@ -114,7 +116,10 @@ fn explain_cgroups(err: LifecycleError) -> LifecycleError {
     }
 }
 
-/// Merges the profile named by `io.purple.profile` into the spec (tighten only).
+/// Merges the profile named by `io.purple.profile` into the spec (tighten
+/// only). The name comes from the bundle's author: only a profile's name is
+/// taken (built-in or under /etc/purple/policies), never a path, and a broken
+/// profile is reported without its text.
 fn apply_profile(spec: Spec, bundle: &Path) -> Result<Spec, LifecycleError> {
     let Some(name) = spec
         .annotations()
@@ -128,10 +133,30 @@ fn apply_profile(spec: Spec, bundle: &Path) -> Result<Spec, LifecycleError> {
         base: bundle.to_owned(),
         host_paths: false,
     };
-    let loaded = purple_policy::profiles::resolve(&name, &ctx)
+    let loaded = purple_policy::profiles::resolve_for_annotation(&name, &ctx)
         .map_err(|e| LifecycleError::Profile(e.to_string()))?;
     purple_policy::merge::tighten(&spec, &loaded.policy)
         .map_err(|e| LifecycleError::Profile(e.to_string()))
+}
+
+/// Alert targets make root act on the host: run a command in the host's
+/// namespaces and cgroups, connect to any Unix socket (a root-only control
+/// socket answers root), send HTTP from the host's network (its loopback
+/// services, the cloud metadata address). A bundle's author is not the host,
+/// so its annotation may name none unless the node said so
+/// (`--annotation-alerts`); a profile's come from the host's configuration.
+fn check_alert_source(spec: &Spec, trusted: bool) -> Result<(), LifecycleError> {
+    let own = AuditPlan::from_annotations(spec.annotations().as_ref())?;
+    if own.alerts.is_empty() || trusted {
+        return Ok(());
+    }
+    Err(LifecycleError::AuditPlan(
+        "alerts come only from the host's configuration: a command would run as root on the \
+         host, a socket or URL would be reached by root; give them in the policy of \
+         `purple run` or in a profile under /etc/purple/policies, or start purple-oci with \
+         --annotation-alerts where every bundle author is trusted as root"
+            .into(),
+    ))
 }
 
 /// libcontainer's errors hide their cause behind `#[error(transparent)]` chains
@@ -244,7 +269,7 @@ pub struct Record {
 fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
     let path = pdir.join("record.json");
     let json = serde_json::to_vec(record).expect("record serialises");
-    fs::write(&path, json).map_err(io_err(&path))
+    hostfs::write_private(&path, &json).map_err(io_err(&path))
 }
 
 /// The seccomp rules' original actions, next to the record.
@@ -253,12 +278,10 @@ const SECCOMP_PROFILE: &str = "seccomp.json";
 const SECCOMP_SOCKET: &str = "seccomp.sock";
 
 /// Where the container's audit log goes: the plan's `log_path`, which must
-/// be an absolute host path the agent cannot reach, or the default.
-fn log_path(
-    id: &ContainerId,
-    plan: &AuditPlan,
-    bundle: &Bundle,
-) -> Result<PathBuf, LifecycleError> {
+/// lie under the log root (/var/log/purple), or the default. The plan may be
+/// a bundle author's: anywhere else, root would append to a file of their
+/// choosing.
+fn log_path(id: &ContainerId, plan: &AuditPlan) -> Result<PathBuf, LifecycleError> {
     let Some(path) = &plan.log_path else {
         return Ok(audit::default_path(id.as_str()));
     };
@@ -268,33 +291,24 @@ fn log_path(
             path.display()
         )))
     };
-    if !path.is_absolute()
-        || path
-            .components()
-            .any(|c| c == std::path::Component::ParentDir)
-    {
-        return bad(
-            "must be an absolute host path without '..' (e.g. /var/log/purple/agent.jsonl)",
-        );
+    let plain = path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::Normal(_)
+        )
+    });
+    if !path.is_absolute() || !plain {
+        return bad(&format!(
+            "must be an absolute host path without '.' or '..' (e.g. {}/agent.jsonl)",
+            audit::LOG_DIR
+        ));
     }
-    let rootfs = bundle
-        .spec
-        .root()
-        .as_ref()
-        .map(|r| bundle.dir.join(r.path()))
-        .unwrap_or_else(|| bundle.dir.join("rootfs"));
-    // Compare real paths: a symlinked bundle must not hide the rootfs.
-    let real = |p: &Path| {
-        p.ancestors()
-            .find_map(|a| {
-                a.canonicalize()
-                    .ok()
-                    .map(|c| c.join(p.strip_prefix(a).unwrap_or(p)))
-            })
-            .unwrap_or_else(|| p.to_owned())
-    };
-    if real(path).starts_with(real(&rootfs)) {
-        return bad("is inside the container's rootfs, where the agent could rewrite it: pick a host path outside the bundle's rootfs");
+    if !path.starts_with(audit::LOG_DIR) || path == Path::new(audit::LOG_DIR) {
+        return bad(&format!(
+            "must be a file under {}, the log root: anywhere else Purple, as root, would \
+             write where the bundle says",
+            audit::LOG_DIR
+        ));
     }
     Ok(path.clone())
 }
@@ -337,6 +351,8 @@ pub struct ExecOptions {
 pub struct Runtime {
     root: PathBuf,
     systemd: bool,
+    /// Whether bundle annotations may name alert targets.
+    annotation_alerts: bool,
 }
 
 impl Runtime {
@@ -344,7 +360,16 @@ impl Runtime {
         Self {
             root: root.into(),
             systemd,
+            annotation_alerts: false,
         }
+    }
+
+    /// Takes alert targets from bundle annotations: for bundles only the
+    /// host writes (`purple run`'s own) or nodes whose bundle authors are
+    /// trusted as root.
+    pub fn with_annotation_alerts(mut self, trusted: bool) -> Self {
+        self.annotation_alerts = trusted;
+        self
     }
 
     fn state_dir(&self, id: &ContainerId) -> PathBuf {
@@ -483,13 +508,13 @@ impl Runtime {
         opts: &CreateOptions,
     ) -> Result<Container, LifecycleError> {
         let purple_root = self.root.join(".purple");
-        fs::create_dir_all(&purple_root).map_err(io_err(&purple_root))?;
+        hostfs::private_dirs(&purple_root).map_err(io_err(&purple_root))?;
         if self.state_dir(id).exists() {
             return Err(LifecycleError::Exists(id.clone()));
         }
         // The record directory is the lock: two creates of one ID cannot both make it.
         let pdir = self.purple_dir(id);
-        match fs::create_dir(&pdir) {
+        match fs::DirBuilder::new().mode(0o700).create(&pdir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(LifecycleError::Exists(id.clone()))
@@ -516,6 +541,7 @@ impl Runtime {
         pdir: &Path,
     ) -> Result<Container, LifecycleError> {
         let bundle = Bundle::load(&opts.bundle)?;
+        check_alert_source(&bundle.spec, self.annotation_alerts)?;
         let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
         let mut spec = apply_profile(
             bundle.effective_spec(default_cgroup.as_deref()),
@@ -531,7 +557,12 @@ impl Runtime {
         let audit_plan = AuditPlan::from_annotations(annotations.as_ref())?;
         let session = SessionPlan::from_annotations(annotations.as_ref())?;
         crate::alert::check(&audit_plan.alerts).map_err(LifecycleError::AuditPlan)?;
-        let audit_log = log_path(id, &audit_plan, &bundle)?;
+        let audit_log = log_path(id, &audit_plan)?;
+        // Opened (made 0600, no link followed) now, so a refused path fails
+        // the create instead of every record later.
+        AuditLog::open(&audit_log, id.as_str(), None).map_err(|e| {
+            LifecycleError::AuditPlan(format!("log_path {}: {e}", audit_log.display()))
+        })?;
         let layout = cgroup2::detect();
         let mut record = Record {
             bundle: bundle.dir.clone(),
@@ -557,7 +588,11 @@ impl Runtime {
             seccomp::for_libcontainer(&mut plain);
             let path = pdir.join(tenant::SECCOMP_FILE);
             let json = serde_json::to_vec(&plain).expect("seccomp profiles serialise");
-            fs::write(&path, json).map_err(io_err(&path))?;
+            hostfs::write_private(&path, &json).map_err(io_err(&path))?;
+        }
+        if record.bpf_dir.is_some() {
+            // Refused before the container exists, not after.
+            purple_ebpf::pin_root().map_err(NetworkError::from)?;
         }
         let interim = self.seccomp_listener(id, &record, &mut spec, pdir)?;
         seccomp::spec_for_libcontainer(&mut spec);
@@ -624,7 +659,7 @@ impl Runtime {
         };
         let rules_path = pdir.join(RULES_FILE);
         let json = serde_json::to_vec(&enforcement.rules).expect("rules serialise");
-        fs::write(&rules_path, json).map_err(io_err(&rules_path))?;
+        hostfs::write_private(&rules_path, &json).map_err(io_err(&rules_path))?;
         let mut resolver = enforcement.prepare_resolver(pid.as_raw())?;
         let dns_config = pdir.join(dns::CONFIG_FILE);
         if let Some(bpf_dir) = &record.bpf_dir {
@@ -726,7 +761,7 @@ impl Runtime {
         };
         let path = pdir.join(SECCOMP_PROFILE);
         let json = serde_json::to_vec(&profile).expect("profiles serialise");
-        fs::write(&path, json).map_err(io_err(&path))?;
+        hostfs::write_private(&path, &json).map_err(io_err(&path))?;
         let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(io_err(&socket))?;
         let notifier = Notifier::new(listener, Vec::new(), profile).map_err(io_err(&socket))?;
         let (rt, id, record) = (self.clone(), id.clone(), record.clone());
@@ -1190,7 +1225,7 @@ impl Runtime {
     ) -> Result<PathBuf, LifecycleError> {
         let path = pdir.join(format!("exec-{}-{}.json", id, std::process::id()));
         let json = serde_json::to_vec(process).expect("process serialises");
-        fs::write(&path, json).map_err(io_err(&path))?;
+        hostfs::write_private(&path, &json).map_err(io_err(&path))?;
         Ok(path)
     }
 }

@@ -11,6 +11,7 @@ pub mod console;
 pub mod container;
 pub mod dns;
 pub mod egress;
+pub mod escape;
 pub mod foreground;
 pub mod id;
 pub mod logging;

@@ -246,7 +246,7 @@ impl Enforcement {
 
 /// Where a container's BPF links and maps are pinned.
 pub fn pin_dir(id: &str) -> PathBuf {
-    Path::new(purple_ebpf::BPFFS).join("purple").join(id)
+    Path::new(purple_ebpf::PIN_ROOT).join(id)
 }
 
 /// The effective rule list in a container's record directory.

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use purple_runtime::escape::lines_for_terminal;
 use purple_runtime::logging::{self, one_line};
 use purple_runtime::oci::{dispatch, Cli};
 
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
             if !logger.is_stderr() {
                 logger.write(tracing::Level::ERROR, &msg);
             }
-            eprintln!("purple-oci: {msg}");
+            eprintln!("purple-oci: {}", lines_for_terminal(&msg));
             ExitCode::from(1)
         }
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use purple_runtime::cli::{dispatch, Cli};
+use purple_runtime::escape::lines_for_terminal;
 use purple_runtime::logging::{self, one_line};
 
 fn main() -> ExitCode {
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("purple: {}", one_line(&e));
+            eprintln!("purple: {}", lines_for_terminal(&one_line(&e)));
             ExitCode::from(1)
         }
     }

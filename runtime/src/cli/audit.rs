@@ -99,7 +99,7 @@ pub fn audit(args: Args, root: &Path) -> Result<i32> {
             if json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
-                print!("{s}");
+                print!("{}", crate::escape::lines_for_terminal(&s.to_string()));
             }
             Ok(0)
         }
@@ -160,14 +160,16 @@ fn row(r: &Record) -> String {
             .join(" "),
         v => v.to_string(),
     };
-    format!(
+    let line = format!(
         "{:>5}  {time}  {:<16}  {:>7}  {:<15}  {:<30}  {details}",
         r.seq,
         r.kind,
         r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         r.comm.as_deref().unwrap_or("-"),
         r.rule.as_deref().unwrap_or("-"),
-    )
+    );
+    // comm, paths and names in details are the agent's choice.
+    crate::escape::for_terminal(&line).into_owned()
 }
 
 fn print(out: &mut impl Write, records: &[Record], filter: &Filter, json: bool) -> Result<()> {

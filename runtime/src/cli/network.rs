@@ -69,7 +69,12 @@ fn stats(raw_id: &str, as_json: bool, root: &Path) -> Result<i32> {
     );
     println!("{:>6}  {:>10}  RULE", "ID", "HITS");
     for &(rule, hits) in &stats.rule_hits {
-        println!("{rule:>6}  {hits:>10}  {}", book.label(rule));
+        // Labels carry domain names, which DNS answers the agent asked for fill.
+        let label = book.label(rule);
+        println!(
+            "{rule:>6}  {hits:>10}  {}",
+            crate::escape::for_terminal(&label)
+        );
     }
     Ok(0)
 }

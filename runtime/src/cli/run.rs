@@ -32,8 +32,10 @@ pub struct Args {
     /// Bind a host path: HOST:SANDBOX (writable) or HOST:SANDBOX:ro.
     #[arg(short = 'v', long = "volume", value_name = "HOST:SANDBOX[:ro]")]
     pub volumes: Vec<String>,
-    /// Set an environment variable in the sandbox.
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    /// Set an environment variable in the sandbox; `-e KEY` takes the value
+    /// from purple's own environment (for secrets: every local user can read
+    /// a command line).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
     /// Container ID (default: generated).
     #[arg(long)]
@@ -137,6 +139,22 @@ fn resolve_command(policy: &Policy, env: &[String], rootfs: &Path, cmd: &str) ->
     bail!("{cmd}: command not found in the sandbox (PATH={path}); the policy must bind the directory that holds it")
 }
 
+/// `KEY=VALUE` for each `-e`, a bare `KEY` filled from this process's
+/// environment.
+fn environment(env: &[String]) -> Result<Vec<String>> {
+    env.iter()
+        .map(|kv| {
+            if kv.contains('=') {
+                return Ok(kv.clone());
+            }
+            match std::env::var(kv) {
+                Ok(v) => Ok(format!("{kv}={v}")),
+                Err(_) => bail!("-e {kv}: {kv} is not set in purple's environment; export it or give {kv}=VALUE"),
+            }
+        })
+        .collect()
+}
+
 fn peak_memory(rt: &Runtime, id: &ContainerId) -> Option<u64> {
     let stats = rt.stats(id).ok()?;
     Some(stats.memory.memory.max_usage).filter(|m| *m > 0)
@@ -186,7 +204,9 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         Some(raw) => ContainerId::parse(raw)?,
         None => ContainerId::generate("run"),
     };
-    let rt = Runtime::new(root, false);
+    // The bundle is written here, from the person's policy, into a directory
+    // only root writes: its alert targets are the host's configuration.
+    let rt = Runtime::new(root, false).with_annotation_alerts(true);
     if rt.exists(&id) {
         bail!("container \"{id}\" already exists: choose another --id");
     }
@@ -206,11 +226,12 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     };
     let host_rootfs = dir.join(&rootfs);
     let mut command = args.command.clone();
-    command[0] = resolve_command(&policy, &args.env, &host_rootfs, &command[0])?;
+    let env = environment(&args.env)?;
+    command[0] = resolve_command(&policy, &env, &host_rootfs, &command[0])?;
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let process = Process {
         args: command,
-        env: args.env.clone(),
+        env,
         terminal,
     };
     let spec = translate::spec(&policy, &process, &rootfs)?;
@@ -244,6 +265,13 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     let container = rt
         .create(&id, &opts)
         .with_context(|| format!("cannot create container \"{id}\""))?;
+    // The effective copy under the state directory is the one that stays:
+    // one file with the caller's environment values, not two.
+    let config = dir.join("config.json");
+    if let Err(e) = std::fs::remove_file(&config) {
+        let _ = rt.delete(&id, true);
+        bail!("cannot remove {}: {e}", config.display());
+    }
     let log = rt.record(&id).and_then(|r| r.audit_log);
     let io = match console {
         Some(c) => {
@@ -266,7 +294,8 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     rt.delete(&id, true)?;
     let code = code?;
     if !args.quiet {
-        eprintln!("{}", summary(code, started, peak, log.as_deref()));
+        let line = summary(code, started, peak, log.as_deref());
+        eprintln!("{}", crate::escape::for_terminal(&line));
     }
     Ok(code)
 }

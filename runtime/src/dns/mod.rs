@@ -282,7 +282,7 @@ impl Prepared {
             .collect::<Result<_, DnsError>>()?;
         self.config.held = learned.held();
         let json = serde_json::to_vec(&self.config).expect("DNS config serialises");
-        fs::write(path, json).map_err(|e| DnsError::Config {
+        purple_policy::hostfs::write_private(path, &json).map_err(|e| DnsError::Config {
             path: path.to_owned(),
             reason: e.to_string(),
         })

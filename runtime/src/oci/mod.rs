@@ -41,6 +41,11 @@ pub struct Cli {
     /// Manage cgroups through systemd (cgroupsPath is then slice:prefix:name).
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
+    /// Take audit alert targets (a command, a socket, a URL, which root runs
+    /// or reaches) from bundle annotations. Only where every bundle author
+    /// is trusted as root.
+    #[arg(long, global = true)]
+    pub annotation_alerts: bool,
     /// Log debug output, libcontainer's included.
     #[arg(long, global = true)]
     pub debug: bool,
@@ -107,7 +112,7 @@ impl Command {
 
 /// Runs one command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let rt = Runtime::new(&cli.root, cli.systemd_cgroup);
+    let rt = Runtime::new(&cli.root, cli.systemd_cgroup).with_annotation_alerts(cli.annotation_alerts);
     match cli.command {
         Command::Create(a) => create::create(a, &rt),
         Command::Start(a) => start::start(a, &rt),
