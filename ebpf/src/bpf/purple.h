@@ -276,18 +276,26 @@ static __always_inline int purple_is_loopback6(const __u32 daddr[4])
 	return daddr[0] == 0 && daddr[1] == 0 && daddr[2] == 0 && daddr[3] == bpf_htonl(1);
 }
 
-static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 port,
-					   int portless, __u32 *rule_id)
+/* loopback_free: purple_loopback_free() of this call, asked once by the caller. */
+static __always_inline int purple_judge_v4_as(__u32 daddr_be, __u8 protocol, __u16 port,
+					      int portless, int loopback_free, __u32 *rule_id)
 {
 	struct purple_key_v4 key = { .prefixlen = 32 };
 
-	if (purple_is_loopback4(daddr_be) && purple_loopback_free(protocol, port)) {
+	if (loopback_free && purple_is_loopback4(daddr_be)) {
 		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
 	__builtin_memcpy(key.addr, &daddr_be, 4);
 	return purple_judge(bpf_map_lookup_elem(&rules_v4, &key), protocol, port, portless,
 			    rule_id);
+}
+
+static __always_inline int purple_judge_v4(__u32 daddr_be, __u8 protocol, __u16 port,
+					   int portless, __u32 *rule_id)
+{
+	return purple_judge_v4_as(daddr_be, protocol, port, portless,
+				  purple_loopback_free(protocol, port), rule_id);
 }
 
 /*
@@ -302,24 +310,33 @@ static __always_inline int purple_judge_v6(const __u32 daddr[4], __u8 protocol, 
 	struct purple_key_v6 key = { .prefixlen = 128 };
 	struct purple_embedded e;
 
+	int loopback_free = purple_loopback_free(protocol, port);
+
 	*form = PURPLE_FORM_NONE;
-	if (purple_is_loopback6(daddr) && purple_loopback_free(protocol, port)) {
+	if (loopback_free && purple_is_loopback6(daddr)) {
 		*rule_id = PURPLE_RULE_LOOPBACK;
 		return PURPLE_ALLOW;
 	}
 	purple_embedded_v4(daddr, &e);
 	if (e.n == 1 && e.form[0] == PURPLE_FORM_V4_MAPPED) {
 		*form = PURPLE_FORM_V4_MAPPED;
-		return purple_judge_v4(e.v4[0], protocol, port, portless, rule_id);
+		return purple_judge_v4_as(e.v4[0], protocol, port, portless, loopback_free,
+					  rule_id);
 	}
-#pragma unroll
-	for (int i = 0; i < PURPLE_MAX_EMBEDDED; i++) {
-		if (i >= e.n)
-			break;
-		if (purple_judge_v4(e.v4[i], protocol, port, portless, rule_id) != PURPLE_ALLOW) {
-			*form = e.form[i];
-			return PURPLE_DENY;
-		}
+	/*
+	 * Written out rather than a loop: clang 14 cannot unroll one whose body
+	 * holds the judge's map lookups, and two is all a form embeds.
+	 */
+	_Static_assert(PURPLE_MAX_EMBEDDED == 2, "one judged slot per embedded address");
+	if (e.n > 0 && purple_judge_v4_as(e.v4[0], protocol, port, portless, loopback_free,
+					  rule_id) != PURPLE_ALLOW) {
+		*form = e.form[0];
+		return PURPLE_DENY;
+	}
+	if (e.n > 1 && purple_judge_v4_as(e.v4[1], protocol, port, portless, loopback_free,
+					  rule_id) != PURPLE_ALLOW) {
+		*form = e.form[1];
+		return PURPLE_DENY;
 	}
 	__builtin_memcpy(key.addr, daddr, 16);
 	return purple_judge(bpf_map_lookup_elem(&rules_v6, &key), protocol, port, portless,
