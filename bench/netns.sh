@@ -54,7 +54,7 @@ id="${TAG}-\$\$"
 run() { echo "$in_client $PURPLE --root $pr run -q --no-workdir --profile $WORK/$1.yaml --id $id -- $2"; }
 
 log "purple run -- true ($RUNS runs each)"
-hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$OUT/netns-run.json" \
+hyperfine --show-output --runs "$RUNS" --warmup 1 --export-json "$OUT/netns-run.json" \
   -n "private namespace + slirp4netns" "$(run private true)" \
   -n "shared namespace (namespace: host)" "$(run host true)" >&2
 
