@@ -24,7 +24,9 @@ PURPLE=$(dirname "$PURPLE_OCI")/purple
 srv=10.203.0.2
 cns=${TAG}c sns=${TAG}s
 veth_pair "$cns" "$sns" 10.203.0
-nsenter --net=/run/netns/"$sns" iperf3 -s -D -B $srv --logfile "$WORK/iperf3.log"
+nsenter --net=/run/netns/"$sns" iperf3 -s -D -B $srv --logfile "$WORK/iperf3.log" --pidfile "$WORK/iperf3.pid"
+# By its pid: `ip netns pids` misses a daemon whose namespace is being torn down.
+on_exit 'kill "$(cat "$WORK/iperf3.pid")"'
 for _ in $(seq 100); do nsenter --net=/run/netns/"$sns" ss -ltn | grep -q ":5201" && break; sleep 0.05; done
 
 pr=$WORK/root-purple
@@ -54,7 +56,7 @@ id="${TAG}-\$\$"
 run() { echo "$in_client $PURPLE --root $pr run -q --no-workdir --profile $WORK/$1.yaml --id $id -- $2"; }
 
 log "purple run -- true ($RUNS runs each)"
-hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$OUT/netns-run.json" \
+hyperfine --show-output --runs "$RUNS" --warmup 1 --export-json "$OUT/netns-run.json" \
   -n "private namespace + slirp4netns" "$(run private true)" \
   -n "shared namespace (namespace: host)" "$(run host true)" >&2
 
