@@ -150,7 +150,7 @@ fn sigkilled_run_takes_its_sandbox_with_it() {
     );
     assert_eq!(events[2]["reason"], "caller died", "{events:?}");
     let verify = purple_cmd(&oci, work.path())
-        .args(["audit", "verify"])
+        .args(["audit", "verify", "--path"])
         .arg(&log)
         .output()
         .unwrap();
@@ -289,6 +289,7 @@ fn delete_force_removes_the_private_bundle_of_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    oci.wait_status_exists(&id);
     oci.wait_status(&id, "running");
     assert!(oci.root.path().join("bundles").join(&id).exists());
     oci.ok(&["delete", "--force", &id]);
@@ -300,7 +301,7 @@ fn delete_force_removes_the_private_bundle_of_run() {
 fn config_values_libcontainer_panics_on_are_refused() {
     let oci = Oci::new();
     for (env, why) in [
-        ("", "the name is empty"),
+        ("", "use NAME=VALUE"),
         ("=x", "the name is empty"),
         ("KEY", "use NAME=VALUE"),
     ] {

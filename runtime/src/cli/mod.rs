@@ -29,6 +29,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the supervisor's many flags cost nothing to keep inline.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command under a policy: `purple run --profile secure-agent -- python3 agent.py`.
