@@ -47,8 +47,8 @@ const MAX_SYSCALL_NR: i32 = 1024;
 const HANDOVER: [&str; 3] = ["write", "sendmsg", "recvmsg"];
 
 /// Calls i386 also reaches through `socketcall(2)`, whose arguments are in
-/// memory: libseccomp refuses conditional rules with different actions on
-/// them (EEXIST), so their remainders notify as a whole.
+/// memory: libseccomp refuses rules with different actions on them once one
+/// has conditions (EEXIST), so their remainders notify as a whole.
 const SOCKETCALL: &[&str] = &[
     "socket", "bind", "connect", "listen", "accept", "accept4", "getsockname",
     "getpeername", "socketpair", "send", "recv", "sendto", "recvfrom", "shutdown",
@@ -154,6 +154,18 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     if Verdict::of(default.0, default.1).is_some_and(|v| v != Verdict::Log) {
         let extra = remainders(&original);
         notified |= !extra.is_empty();
+        // A call notified whole loses its conditional rules: libseccomp lets
+        // the whole rule win anyway, and refuses the mix on socketcall's calls.
+        let whole: Vec<&String> = extra
+            .iter()
+            .filter(|r| r.args().is_none())
+            .flat_map(|r| r.names())
+            .collect();
+        for r in syscalls.iter_mut().filter(|r| r.args().as_ref().is_some_and(|a| !a.is_empty())) {
+            let names: Vec<String> = r.names().iter().filter(|n| !whole.contains(n)).cloned().collect();
+            r.set_names(names);
+        }
+        syscalls.retain(|r| !r.names().is_empty());
         syscalls.extend(extra);
         let mentioned: Vec<&String> = syscalls.iter().flat_map(|r| r.names()).collect();
         let mut names: Vec<String> = architectures(&seccomp)
