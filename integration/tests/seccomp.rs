@@ -152,7 +152,8 @@ const I386_GETPID: &str = "20";
 const BASE_ALLOW: &str = "[read, write, close, fstat, newfstatat, statx, lseek, mmap, mprotect, \
     munmap, brk, rt_sigaction, rt_sigprocmask, rt_sigreturn, execve, exit, exit_group, \
     arch_prctl, set_tid_address, set_robust_list, rseq, prlimit64, getrandom, futex, getpid, \
-    uname, readlinkat, accept4, sendmsg, recvmsg]";
+    uname, readlinkat, accept4, sendmsg, recvmsg, recvfrom, sigaltstack, close_range, fcntl, \
+    gettid, clock_gettime]";
 
 /// One operator: a rule on a harmless call, arguments for which its
 /// condition holds and arguments for which it does not (both succeed
