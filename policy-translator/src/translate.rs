@@ -175,7 +175,7 @@ fn condition_rules(conds: &[Condition]) -> Vec<Vec<LinuxSeccompArg>> {
             .flat_map(|base| {
                 alts.iter().map(move |alt| {
                     let mut r = base.clone();
-                    r.extend(alt.iter().cloned());
+                    r.extend(alt.iter().copied());
                     r
                 })
             })
@@ -252,7 +252,7 @@ fn socket_rules(s: &Syscalls, deny: &str) -> Vec<Value> {
             .collect();
         if !all_netlink {
             let other = [
-                route[0].clone(),
+                route[0],
                 argset::cmp(2, Op::ScmpCmpNe, NETLINK_ROUTE, None),
             ];
             rules.push(oci_rule("socket", deny, &other));
