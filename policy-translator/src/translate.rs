@@ -251,10 +251,7 @@ fn socket_rules(s: &Syscalls, deny: &str) -> Vec<Value> {
             .map(|r| oci_rule("socket", deny, r))
             .collect();
         if !all_netlink {
-            let other = [
-                route[0],
-                argset::cmp(2, Op::ScmpCmpNe, NETLINK_ROUTE, None),
-            ];
+            let other = [route[0], argset::cmp(2, Op::ScmpCmpNe, NETLINK_ROUTE, None)];
             rules.push(oci_rule("socket", deny, &other));
         }
         rules
