@@ -149,7 +149,7 @@ fn invalid_policy_reports_every_error_at_its_line() {
         "bad.yaml:7:15: error: resources.cpu_shares:",
         "resolves to /etc/shadow",
         "arg: 6 is out of range",
-        "seccomp cannot express masked_neq",
+        "masked_neq needs a mask",
         "bad.yaml:17:8: error: user.uid: id 70000 is outside the sandbox's user namespace (ids 0 to 65535)",
         "bad.yaml:18:25: error: user.namespace.host_id: host id 0 makes root in the sandbox root on the host",
     ] {

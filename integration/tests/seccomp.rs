@@ -58,14 +58,26 @@ impl Run {
         let denied = self.denied(call);
         let found: Vec<&&audit::Record> = denied
             .iter()
-            .filter(|r| arg.as_ref().is_none_or(|a| r.details["args"][0] == a.as_str()))
+            .filter(|r| {
+                arg.as_ref()
+                    .is_none_or(|a| r.details["args"][0] == a.as_str())
+            })
             .collect();
-        assert_eq!(found.len(), 1, "{call}({arg:?}) not recorded once: {:#?}", self.records);
+        assert_eq!(
+            found.len(),
+            1,
+            "{call}({arg:?}) not recorded once: {:#?}",
+            self.records
+        );
         assert_eq!(found[0].rule.as_deref(), Some(rule), "{:?}", found[0]);
     }
 
     fn assert_not_recorded(&self, call: &str) {
-        assert!(self.denied(call).is_empty(), "{call} recorded: {:?}", self.denied(call));
+        assert!(
+            self.denied(call).is_empty(),
+            "{call} recorded: {:?}",
+            self.denied(call)
+        );
     }
 }
 
@@ -140,7 +152,8 @@ const I386_GETPID: &str = "20";
 const BASE_ALLOW: &str = "[read, write, close, fstat, newfstatat, statx, lseek, mmap, mprotect, \
     munmap, brk, rt_sigaction, rt_sigprocmask, rt_sigreturn, execve, exit, exit_group, \
     arch_prctl, set_tid_address, set_robust_list, rseq, prlimit64, getrandom, futex, getpid, \
-    uname, readlinkat, accept4, sendmsg, recvmsg]";
+    uname, readlinkat, accept4, sendmsg, recvmsg, recvfrom, sigaltstack, close_range, fcntl, \
+    gettid, clock_gettime]";
 
 /// One operator: a rule on a harmless call, arguments for which its
 /// condition holds and arguments for which it does not (both succeed
@@ -156,24 +169,72 @@ struct Operator {
 }
 
 const OPERATORS: &[Operator] = &[
-    Operator { op: "eq", call: "sched_get_priority_max", condition: "{ arg: 0, op: eq, value: 1 }",
-        inside: &["raw", "146", "1"], outside: &["raw", "146", "0"], arg0: (1, 0) },
-    Operator { op: "neq", call: "sched_get_priority_min", condition: "{ arg: 0, op: neq, value: 0 }",
-        inside: &["raw", "147", "2"], outside: &["raw", "147", "0"], arg0: (2, 0) },
-    Operator { op: "lt", call: "getpgid", condition: "{ arg: 0, op: lt, value: 1 }",
-        inside: &["raw", "121", "0"], outside: &["raw", "121", "1"], arg0: (0, 1) },
-    Operator { op: "lte", call: "alarm", condition: "{ arg: 0, op: lte, value: 5 }",
-        inside: &["raw", "37", "3"], outside: &["raw", "37", "100"], arg0: (3, 100) },
-    Operator { op: "gt", call: "umask", condition: "{ arg: 0, op: gt, value: 0o777 }",
-        inside: &["raw", "95", "0x1000"], outside: &["raw", "95", "18"], arg0: (0x1000, 18) },
-    Operator { op: "gte", call: "getpriority", condition: "{ arg: 0, op: gte, value: 1 }",
-        inside: &["raw", "140", "1", "0"], outside: &["raw", "140", "0", "0"], arg0: (1, 0) },
+    Operator {
+        op: "eq",
+        call: "sched_get_priority_max",
+        condition: "{ arg: 0, op: eq, value: 1 }",
+        inside: &["raw", "146", "1"],
+        outside: &["raw", "146", "0"],
+        arg0: (1, 0),
+    },
+    Operator {
+        op: "neq",
+        call: "sched_get_priority_min",
+        condition: "{ arg: 0, op: neq, value: 0 }",
+        inside: &["raw", "147", "2"],
+        outside: &["raw", "147", "0"],
+        arg0: (2, 0),
+    },
+    Operator {
+        op: "lt",
+        call: "getpgid",
+        condition: "{ arg: 0, op: lt, value: 1 }",
+        inside: &["raw", "121", "0"],
+        outside: &["raw", "121", "1"],
+        arg0: (0, 1),
+    },
+    Operator {
+        op: "lte",
+        call: "alarm",
+        condition: "{ arg: 0, op: lte, value: 5 }",
+        inside: &["raw", "37", "3"],
+        outside: &["raw", "37", "100"],
+        arg0: (3, 100),
+    },
+    Operator {
+        op: "gt",
+        call: "umask",
+        condition: "{ arg: 0, op: gt, value: 0o777 }",
+        inside: &["raw", "95", "0x1000"],
+        outside: &["raw", "95", "18"],
+        arg0: (0x1000, 18),
+    },
+    Operator {
+        op: "gte",
+        call: "getpriority",
+        condition: "{ arg: 0, op: gte, value: 1 }",
+        inside: &["raw", "140", "1", "0"],
+        outside: &["raw", "140", "0", "0"],
+        arg0: (1, 0),
+    },
     // dup3's flags has O_CLOEXEC
-    Operator { op: "masked_eq", call: "dup3", condition: "{ arg: 2, op: masked_eq, mask: 0x80000, value: 0x80000 }",
-        inside: &["raw", "292", "1", "51", "0x80000"], outside: &["raw", "292", "1", "50", "0"], arg0: (1, 1) },
+    Operator {
+        op: "masked_eq",
+        call: "dup3",
+        condition: "{ arg: 2, op: masked_eq, mask: 0x80000, value: 0x80000 }",
+        inside: &["raw", "292", "1", "51", "0x80000"],
+        outside: &["raw", "292", "1", "50", "0"],
+        arg0: (1, 1),
+    },
     // eventfd2's flags & (EFD_CLOEXEC | EFD_NONBLOCK) is not EFD_CLOEXEC
-    Operator { op: "masked_neq", call: "eventfd2", condition: "{ arg: 1, op: masked_neq, mask: 0x80800, value: 0x80000 }",
-        inside: &["raw", "290", "7", "0x80800"], outside: &["raw", "290", "9", "0x80000"], arg0: (7, 9) },
+    Operator {
+        op: "masked_neq",
+        call: "eventfd2",
+        condition: "{ arg: 1, op: masked_neq, mask: 0x80800, value: 0x80000 }",
+        inside: &["raw", "290", "7", "0x80800"],
+        outside: &["raw", "290", "9", "0x80000"],
+        arg0: (7, 9),
+    },
 ];
 
 fn operator_policy(name: &str, head: &str, action: &str) -> String {
@@ -190,7 +251,10 @@ fn operator_policy(name: &str, head: &str, action: &str) -> String {
 }
 
 fn operator_steps() -> Vec<&'static [&'static str]> {
-    OPERATORS.iter().flat_map(|o| [o.inside, o.outside]).collect()
+    OPERATORS
+        .iter()
+        .flat_map(|o| [o.inside, o.outside])
+        .collect()
 }
 
 /// socket(2) rules before the advanced ones under an allowing default: the
@@ -205,10 +269,20 @@ fn every_operator_denies_exactly_its_condition() {
     let r = run(&operator_policy("ops-deny", "", "deny"), &operator_steps());
     for (i, o) in OPERATORS.iter().enumerate() {
         assert_eq!(r.line(2 * i), EPERM, "{}", o.op);
-        assert!(r.line(2 * i + 1).starts_with("ok"), "{}: {}", o.op, r.line(2 * i + 1));
+        assert!(
+            r.line(2 * i + 1).starts_with("ok"),
+            "{}: {}",
+            o.op,
+            r.line(2 * i + 1)
+        );
         let rule = format!("seccomp #{} SCMP_ACT_ERRNO", 1 + SOCKET_RULES + i + 1);
         r.assert_recorded(o.call, o.arg0.0, &rule);
-        assert_eq!(r.denied(o.call).len(), 1, "{}: the passing call was recorded", o.op);
+        assert_eq!(
+            r.denied(o.call).len(),
+            1,
+            "{}: the passing call was recorded",
+            o.op
+        );
     }
 }
 
@@ -218,12 +292,25 @@ fn every_operator_denies_exactly_its_condition() {
 #[test]
 fn every_operator_allows_exactly_its_condition() {
     let head = format!("  default_deny: true\n  allow: {BASE_ALLOW}\n");
-    let r = run(&operator_policy("ops-allow", &head, "allow"), &operator_steps());
+    let r = run(
+        &operator_policy("ops-allow", &head, "allow"),
+        &operator_steps(),
+    );
     for (i, o) in OPERATORS.iter().enumerate() {
-        assert!(r.line(2 * i).starts_with("ok"), "{}: {}", o.op, r.line(2 * i));
+        assert!(
+            r.line(2 * i).starts_with("ok"),
+            "{}: {}",
+            o.op,
+            r.line(2 * i)
+        );
         assert_eq!(r.line(2 * i + 1), EPERM, "{}", o.op);
         r.assert_recorded(o.call, o.arg0.1, "seccomp default SCMP_ACT_ERRNO");
-        assert_eq!(r.denied(o.call).len(), 1, "{}: the allowed call was recorded", o.op);
+        assert_eq!(
+            r.denied(o.call).len(),
+            1,
+            "{}: the allowed call was recorded",
+            o.op
+        );
     }
 }
 
@@ -237,7 +324,14 @@ fn production_secure_opens_read_only_and_records_every_refusal() {
     let r = run(
         "production-secure",
         &[
-            &["raw", NR_OPENAT, AT_FDCWD, "s:/out/planted", "0x242", "0644"],
+            &[
+                "raw",
+                NR_OPENAT,
+                AT_FDCWD,
+                "s:/out/planted",
+                "0x242",
+                "0644",
+            ],
             &["raw", NR_OPENAT, AT_FDCWD, "s:/out/planted", "0x41", "0644"],
             &["raw", NR_OPENAT, AT_FDCWD, "s:/work/sysprobe", "0"],
             &["raw", NR_OPEN, "s:/out/planted", "0x242", "0644"],
@@ -254,7 +348,10 @@ fn production_secure_opens_read_only_and_records_every_refusal() {
     assert_eq!(r.line(1), EPERM, "O_WRONLY|O_CREAT");
     assert!(r.line(2).starts_with("ok"), "O_RDONLY: {}", r.line(2));
     assert_eq!(r.line(3), EPERM, "open(2)");
-    assert!(!r.out.path().join("planted").exists(), "the agent created a file");
+    assert!(
+        !r.out.path().join("planted").exists(),
+        "the agent created a file"
+    );
     assert!(r.line(4).starts_with("ok"), "AF_INET: {}", r.line(4));
     assert!(r.line(5).starts_with("ok"), "AF_INET6: {}", r.line(5));
     assert_eq!(r.line(6), EPERM, "AF_UNIX");
@@ -308,21 +405,41 @@ fn shipped_profiles_refuse_side_doors_and_record_them() {
         );
         let socket_ok = profile != "code-analyst";
         for (step, what) in [(0, "AF_INET"), (1, "AF_UNIX"), (2, "NETLINK_ROUTE")] {
-            assert_eq!(r.line(step).starts_with("ok"), socket_ok, "{profile} {what}: {}", r.line(step));
+            assert_eq!(
+                r.line(step).starts_with("ok"),
+                socket_ok,
+                "{profile} {what}: {}",
+                r.line(step)
+            );
         }
-        for (step, what) in [(3, "AF_VSOCK"), (4, "AF_PACKET"), (5, "AF_ALG"), (6, "NETLINK_AUDIT"), (7, "io_uring")] {
+        for (step, what) in [
+            (3, "AF_VSOCK"),
+            (4, "AF_PACKET"),
+            (5, "AF_ALG"),
+            (6, "NETLINK_AUDIT"),
+            (7, "io_uring"),
+        ] {
             assert_eq!(r.line(step), EPERM, "{profile} {what}");
         }
-        assert!(!r.out.path().join("uring").exists(), "{profile}: io_uring mkdir");
+        assert!(
+            !r.out.path().join("uring").exists(),
+            "{profile}: io_uring mkdir"
+        );
         let sockets = r.denied("socket");
-        let refused: Vec<&str> = sockets.iter().filter_map(|s| s.details["args"][0].as_str()).collect();
+        let refused: Vec<&str> = sockets
+            .iter()
+            .filter_map(|s| s.details["args"][0].as_str())
+            .collect();
         let want: &[&str] = if socket_ok {
             &["0x28", "0x11", "0x26", "0x10"]
         } else {
             &["0x2", "0x1", "0x10", "0x28", "0x11", "0x26", "0x10"]
         };
         assert_eq!(refused, want, "{profile}");
-        assert!(sockets.iter().all(|s| s.rule.as_deref().is_some_and(|r| r.starts_with("seccomp #"))));
+        assert!(sockets.iter().all(|s| s
+            .rule
+            .as_deref()
+            .is_some_and(|r| r.starts_with("seccomp #"))));
         assert_eq!(r.denied("io_uring_setup").len(), 1, "{profile}");
     }
 }
@@ -340,7 +457,15 @@ fn families_and_io_uring_cannot_side_step_a_deny() {
             &["raw", NR_MKDIR, "s:/out/a", "0755"],
             &["raw", NR_MKDIRAT, AT_FDCWD, "s:/out/b", "0755"],
             &["uring-mkdir", "/out/c"],
-            &["raw", NR_RENAMEAT2, AT_FDCWD, "s:/work/sysprobe", AT_FDCWD, "s:/out/d", "0"],
+            &[
+                "raw",
+                NR_RENAMEAT2,
+                AT_FDCWD,
+                "s:/work/sysprobe",
+                AT_FDCWD,
+                "s:/out/d",
+                "0",
+            ],
             &["raw", NR_FCHMODAT, AT_FDCWD, "s:/out", "0777"],
         ],
     );
@@ -357,7 +482,13 @@ fn families_and_io_uring_cannot_side_step_a_deny() {
     r.assert_recorded("fchmodat", u64::MAX - 99, "seccomp #1 SCMP_ACT_ERRNO");
 
     let open = "name: uring-on\nsyscalls:\n  deny: [mkdir]\n  allow_io_uring: true\n";
-    let r = run(open, &[&["uring-mkdir", "/out/c"], &["raw", NR_MKDIRAT, AT_FDCWD, "s:/out/b", "0755"]]);
+    let r = run(
+        open,
+        &[
+            &["uring-mkdir", "/out/c"],
+            &["raw", NR_MKDIRAT, AT_FDCWD, "s:/out/b", "0755"],
+        ],
+    );
     assert_eq!(r.line(0), "ok 0", "io_uring allowed");
     assert!(r.out.path().join("c").is_dir());
     assert_eq!(r.line(1), EPERM);
@@ -389,9 +520,15 @@ fn compat_entry_points_are_judged_as_x86_64() {
         assert_eq!(r.line(2), EPERM, "{policy}");
         let mkdirs = r.denied("mkdir");
         assert_eq!(mkdirs.len(), 2, "{mkdirs:?}");
-        let archs: Vec<&str> = mkdirs.iter().filter_map(|m| m.details["arch"].as_str()).collect();
+        let archs: Vec<&str> = mkdirs
+            .iter()
+            .filter_map(|m| m.details["arch"].as_str())
+            .collect();
         assert_eq!(archs, ["x86", "x32"]);
-        assert!(mkdirs.iter().all(|m| m.rule.as_deref() == Some(rule)), "{mkdirs:?}");
+        assert!(
+            mkdirs.iter().all(|m| m.rule.as_deref() == Some(rule)),
+            "{mkdirs:?}"
+        );
     }
 }
 
@@ -400,7 +537,13 @@ fn compat_entry_points_are_judged_as_x86_64() {
 #[test]
 fn socket_families_widen_only_by_name() {
     let policy = "name: vsock-ok\nsyscalls:\n  deny: [ptrace]\n  allow_socket_families: [vsock]\n";
-    let r = run(policy, &[&["raw", NR_SOCKET, "40", "1", "0"], &["raw", NR_SOCKET, "17", "3", "0"]]);
+    let r = run(
+        policy,
+        &[
+            &["raw", NR_SOCKET, "40", "1", "0"],
+            &["raw", NR_SOCKET, "17", "3", "0"],
+        ],
+    );
     assert_ne!(r.line(0), EPERM);
     assert_eq!(r.line(1), EPERM);
     assert_eq!(r.denied("socket").len(), 1);

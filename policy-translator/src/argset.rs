@@ -32,7 +32,11 @@ pub fn range(index: usize, lo: u64, hi: u64) -> Vec<Vec<LinuxSeccompArg>> {
             let mut out = Vec::new();
             loop {
                 // The largest block starting at l (aligned) that ends by h.
-                let mut size: u64 = if l == 0 { 1 << 63 } else { 1 << l.trailing_zeros() };
+                let mut size: u64 = if l == 0 {
+                    1 << 63
+                } else {
+                    1 << l.trailing_zeros()
+                };
                 while size > 1 && l.checked_add(size - 1).is_none_or(|end| end > h) {
                     size >>= 1;
                 }
@@ -69,7 +73,10 @@ fn ranges(c: &LinuxSeccompArg) -> Option<Vec<(u64, u64)>> {
         Op::ScmpCmpNe => gaps(&[(v, v)]),
         Op::ScmpCmpLt => v.checked_sub(1).map(|b| vec![(0, b)]).unwrap_or_default(),
         Op::ScmpCmpLe => vec![(0, v)],
-        Op::ScmpCmpGt => v.checked_add(1).map(|a| vec![(a, u64::MAX)]).unwrap_or_default(),
+        Op::ScmpCmpGt => v
+            .checked_add(1)
+            .map(|a| vec![(a, u64::MAX)])
+            .unwrap_or_default(),
         Op::ScmpCmpGe => vec![(v, u64::MAX)],
         Op::ScmpCmpMaskedEq => return None,
     })
@@ -79,7 +86,10 @@ fn ranges(c: &LinuxSeccompArg) -> Option<Vec<(u64, u64)>> {
 pub fn negate(c: &LinuxSeccompArg) -> Vec<Vec<LinuxSeccompArg>> {
     let i = c.index();
     match ranges(c) {
-        Some(r) => gaps(&r).into_iter().flat_map(|(a, b)| range(i, a, b)).collect(),
+        Some(r) => gaps(&r)
+            .into_iter()
+            .flat_map(|(a, b)| range(i, a, b))
+            .collect(),
         None => {
             let (mask, datum) = (c.value(), c.value_two().unwrap_or(0));
             if datum & !mask != 0 {
@@ -175,16 +185,46 @@ mod tests {
     }
 
     const PROBES: &[u64] = &[
-        0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 15, 16, 17, 39, 40, 41, 0x5400, 0x5401, 0x5402,
-        1 << 32, u64::MAX - 1, u64::MAX,
+        0,
+        1,
+        2,
+        3,
+        4,
+        7,
+        8,
+        9,
+        10,
+        11,
+        15,
+        16,
+        17,
+        39,
+        40,
+        41,
+        0x5400,
+        0x5401,
+        0x5402,
+        1 << 32,
+        u64::MAX - 1,
+        u64::MAX,
     ];
 
     #[test]
     fn ranges_are_exact() {
-        for (lo, hi) in [(3, 9), (0, 1), (11, u64::MAX), (0x5402, u64::MAX), (5, 5), (1, 1 << 40)] {
+        for (lo, hi) in [
+            (3, 9),
+            (0, 1),
+            (11, u64::MAX),
+            (0x5402, u64::MAX),
+            (5, 5),
+            (1, 1 << 40),
+        ] {
             let r = range(0, lo, hi);
             assert!(r.len() <= 128);
-            for &x in PROBES.iter().chain(&[lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)]) {
+            for &x in PROBES
+                .iter()
+                .chain(&[lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)])
+            {
                 assert_eq!(any(&r, x), (lo..=hi).contains(&x), "{lo}..={hi} at {x}");
             }
         }
@@ -197,10 +237,16 @@ mod tests {
             vec![eq(2), eq(10)],
             vec![vec![cmp(0, Op::ScmpCmpMaskedEq, 3, Some(0))]],
             vec![vec![cmp(0, Op::ScmpCmpNe, 9, None)]],
-            vec![vec![cmp(0, Op::ScmpCmpLt, 4, None)], vec![cmp(0, Op::ScmpCmpGt, 40, None)]],
+            vec![
+                vec![cmp(0, Op::ScmpCmpLt, 4, None)],
+                vec![cmp(0, Op::ScmpCmpGt, 40, None)],
+            ],
             vec![vec![cmp(0, Op::ScmpCmpGe, 0, None)]],
             vec![vec![cmp(0, Op::ScmpCmpMaskedEq, 3, Some(4))]],
-            vec![vec![cmp(0, Op::ScmpCmpEq, 16, None), cmp(2, Op::ScmpCmpEq, 0, None)]],
+            vec![vec![
+                cmp(0, Op::ScmpCmpEq, 16, None),
+                cmp(2, Op::ScmpCmpEq, 0, None),
+            ]],
         ];
         for rules in cases {
             let c = complement(&rules).unwrap();

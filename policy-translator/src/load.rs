@@ -951,7 +951,12 @@ fn rule(d: &mut Decoder, n: &Node, path: &str) -> Option<SyscallRule> {
             );
         }
     }
-    if conditions.iter().filter(|c| c.op == CmpOp::MaskedNeq).count() > 1 {
+    if conditions
+        .iter()
+        .filter(|c| c.op == CmpOp::MaskedNeq)
+        .count()
+        > 1
+    {
         d.error(
             n.pos,
             &f.path("conditions"),
@@ -1027,7 +1032,14 @@ fn condition(d: &mut Decoder, n: &Node, path: &str) -> Option<Condition> {
         (Some(op), None) if masked(op) => d.error(
             f.pos,
             &f.path("mask"),
-            format!("{} needs a mask", if op == CmpOp::MaskedEq { "masked_eq" } else { "masked_neq" }),
+            format!(
+                "{} needs a mask",
+                if op == CmpOp::MaskedEq {
+                    "masked_eq"
+                } else {
+                    "masked_neq"
+                }
+            ),
             "add `mask:` (the bits of the argument to compare)",
         ),
         (Some(op), Some(_)) if !masked(op) => d.error(

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxSeccompArg, LinuxSeccompOperator as Op, Spec};
 use serde_json::{json, Value};
 
-use crate::{argset, families};
 use crate::plan::{
     Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
     POLICY_NAME_ANNOTATION, SLIRP_DNS,
@@ -21,6 +20,7 @@ use crate::schema::*;
 use crate::supervision::{AuditPlan, SessionPlan, AUDIT_ANNOTATION, SESSION_ANNOTATION};
 use crate::hostfs::{self, SandboxIds, Scope};
 use crate::userns::{self, HostIds, Unreachable};
+use crate::{argset, families};
 
 /// Annotation with the effective policy as JSON, for people and audit tools.
 pub const POLICY_ANNOTATION: &str = "io.purple.policy";
@@ -189,7 +189,7 @@ fn condition_rules(conds: &[Condition]) -> Vec<Vec<LinuxSeccompArg>> {
             .flat_map(|base| {
                 alts.iter().map(move |alt| {
                     let mut r = base.clone();
-                    r.extend(alt.iter().cloned());
+                    r.extend(alt.iter().copied());
                     r
                 })
             })
@@ -201,9 +201,8 @@ fn condition_rules(conds: &[Condition]) -> Vec<Vec<LinuxSeccompArg>> {
 /// the policy names elsewhere (its explicit rule decides) or the runtime's
 /// start needs (the loader warns), plus io_uring unless allowed.
 pub fn denied_calls(s: &Syscalls) -> Vec<String> {
-    let explicit = |n: &str| {
-        s.allow.iter().any(|a| a == n) || s.advanced_rules.iter().any(|r| r.syscall == n)
-    };
+    let explicit =
+        |n: &str| s.allow.iter().any(|a| a == n) || s.advanced_rules.iter().any(|r| r.syscall == n);
     let mut out: Vec<String> = Vec::new();
     for name in &s.deny {
         for m in families::members(name) {
@@ -244,7 +243,13 @@ fn socket_rules(s: &Syscalls, deny: &str) -> Vec<Value> {
         }
         let mut rules: Vec<Value> = families
             .iter()
-            .map(|f| oci_rule("socket", "SCMP_ACT_ALLOW", &[argset::cmp(0, Op::ScmpCmpEq, *f, None)]))
+            .map(|f| {
+                oci_rule(
+                    "socket",
+                    "SCMP_ACT_ALLOW",
+                    &[argset::cmp(0, Op::ScmpCmpEq, *f, None)],
+                )
+            })
             .collect();
         if !all_netlink {
             rules.push(oci_rule("socket", "SCMP_ACT_ALLOW", &route));
@@ -260,7 +265,7 @@ fn socket_rules(s: &Syscalls, deny: &str) -> Vec<Value> {
             .map(|r| oci_rule("socket", deny, r))
             .collect();
         if !all_netlink {
-            let other = [route[0].clone(), argset::cmp(2, Op::ScmpCmpNe, NETLINK_ROUTE, None)];
+            let other = [route[0], argset::cmp(2, Op::ScmpCmpNe, NETLINK_ROUTE, None)];
             rules.push(oci_rule("socket", deny, &other));
         }
         rules

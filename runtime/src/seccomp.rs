@@ -47,12 +47,29 @@ const MAX_SYSCALL_NR: i32 = 1024;
 const HANDOVER: [&str; 3] = ["write", "sendmsg", "recvmsg"];
 
 /// Calls i386 also reaches through `socketcall(2)`, whose arguments are in
-/// memory: libseccomp refuses conditional rules with different actions on
-/// them (EEXIST), so their remainders notify as a whole.
+/// memory: libseccomp refuses rules with different actions on them once one
+/// has conditions (EEXIST), so their remainders notify as a whole.
 const SOCKETCALL: &[&str] = &[
-    "socket", "bind", "connect", "listen", "accept", "accept4", "getsockname",
-    "getpeername", "socketpair", "send", "recv", "sendto", "recvfrom", "shutdown",
-    "setsockopt", "getsockopt", "sendmsg", "recvmsg", "recvmmsg", "sendmmsg",
+    "socket",
+    "bind",
+    "connect",
+    "listen",
+    "accept",
+    "accept4",
+    "getsockname",
+    "getpeername",
+    "socketpair",
+    "send",
+    "recv",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "setsockopt",
+    "getsockopt",
+    "sendmsg",
+    "recvmsg",
+    "recvmmsg",
+    "sendmmsg",
 ];
 
 /// The bundle's filter as written (OCI meaning), which the supervisor
@@ -154,6 +171,26 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     if Verdict::of(default.0, default.1).is_some_and(|v| v != Verdict::Log) {
         let extra = remainders(&original);
         notified |= !extra.is_empty();
+        // A call notified whole loses its conditional rules: libseccomp lets
+        // the whole rule win anyway, and refuses the mix on socketcall's calls.
+        let whole: Vec<&String> = extra
+            .iter()
+            .filter(|r| r.args().is_none())
+            .flat_map(|r| r.names())
+            .collect();
+        for r in syscalls
+            .iter_mut()
+            .filter(|r| r.args().as_ref().is_some_and(|a| !a.is_empty()))
+        {
+            let names: Vec<String> = r
+                .names()
+                .iter()
+                .filter(|n| !whole.contains(n))
+                .cloned()
+                .collect();
+            r.set_names(names);
+        }
+        syscalls.retain(|r| !r.names().is_empty());
         syscalls.extend(extra);
         let mentioned: Vec<&String> = syscalls.iter().flat_map(|r| r.names()).collect();
         let mut names: Vec<String> = architectures(&seccomp)
@@ -204,10 +241,8 @@ fn remainders(rules: &[LinuxSyscall]) -> Vec<LinuxSyscall> {
         if HANDOVER.contains(&name.as_str()) {
             continue;
         }
-        let naming: Vec<&LinuxSyscall> = rules
-            .iter()
-            .filter(|r| r.names().contains(name))
-            .collect();
+        let naming: Vec<&LinuxSyscall> =
+            rules.iter().filter(|r| r.names().contains(name)).collect();
         let mut conds: Vec<Vec<LinuxSeccompArg>> = Vec::new();
         for r in &naming {
             let args = r.args().clone().unwrap_or_default();
@@ -227,7 +262,10 @@ fn remainders(rules: &[LinuxSyscall]) -> Vec<LinuxSyscall> {
             continue;
         }
         match argset::complement(&conds).filter(|_| !SOCKETCALL.contains(&name.as_str())) {
-            Some(rest) => out.extend(rest.into_iter().map(|a| notify(vec![name.clone()], Some(a)))),
+            Some(rest) => out.extend(
+                rest.into_iter()
+                    .map(|a| notify(vec![name.clone()], Some(a))),
+            ),
             None => out.push(notify(vec![name.clone()], None)),
         }
     }
@@ -326,7 +364,10 @@ impl Profile {
     /// architectures do not know: refused.
     pub fn decide(&self, name: Option<&str>, args: &[u64; 6]) -> (Verdict, String) {
         let Some(name) = name else {
-            return (Verdict::Errno(libc::ENOSYS), "seccomp unknown call".to_owned());
+            return (
+                Verdict::Errno(libc::ENOSYS),
+                "seccomp unknown call".to_owned(),
+            );
         };
         let naming = || {
             self.rules
@@ -675,7 +716,10 @@ mod tests {
         assert_eq!(spelled.action(), LinuxSeccompAction::ScmpActNotify);
         assert!(spelled.names().iter().any(|n| n == "mkdir"));
         assert!(!spelled.names().iter().any(|n| n == "write" || n == "read"));
-        assert_eq!(p.decide(Some("mkdir"), &[0; 6]).0, Verdict::Errno(libc::EPERM));
+        assert_eq!(
+            p.decide(Some("mkdir"), &[0; 6]).0,
+            Verdict::Errno(libc::EPERM)
+        );
         assert_eq!(p.decide(None, &[0; 6]).0, Verdict::Errno(libc::ENOSYS));
     }
 
@@ -782,7 +826,11 @@ mod remainder_tests {
     use super::*;
     use oci_spec::runtime::{LinuxBuilder, LinuxSeccompBuilder, SpecBuilder};
 
-    fn cond_rule(name: &str, action: LinuxSeccompAction, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
+    fn cond_rule(
+        name: &str,
+        action: LinuxSeccompAction,
+        args: Vec<LinuxSeccompArg>,
+    ) -> LinuxSyscall {
         let mut r = LinuxSyscall::default();
         r.set_names(vec![name.to_owned()]);
         r.set_action(action);
@@ -807,10 +855,17 @@ mod remainder_tests {
             cond_rule(
                 "getpriority",
                 allow,
-                vec![eq(0), argset::cmp(1, LinuxSeccompOperator::ScmpCmpEq, 0, None)],
+                vec![
+                    eq(0),
+                    argset::cmp(1, LinuxSeccompOperator::ScmpCmpEq, 0, None),
+                ],
             ),
             cond_rule("kill", allow, vec![eq(1)]),
-            cond_rule("kill", allow, vec![argset::cmp(1, LinuxSeccompOperator::ScmpCmpEq, 0, None)]),
+            cond_rule(
+                "kill",
+                allow,
+                vec![argset::cmp(1, LinuxSeccompOperator::ScmpCmpEq, 0, None)],
+            ),
         ];
         let seccomp = LinuxSeccompBuilder::default()
             .default_action(LinuxSeccompAction::ScmpActErrno)
@@ -836,13 +891,22 @@ mod remainder_tests {
         }
         // socketcall's calls notify whole (libseccomp refuses more on i386).
         assert!(notifies("socket", &[2, 1, 0, 0, 0, 0]));
-        assert_eq!(p.decide(Some("socket"), &[2, 1, 0, 0, 0, 0]).0, Verdict::Allow);
+        assert_eq!(
+            p.decide(Some("socket"), &[2, 1, 0, 0, 0, 0]).0,
+            Verdict::Allow
+        );
         // Two arguments, one rule: the negation of each.
         assert!(notifies("getpriority", &[0, 1, 0, 0, 0, 0]));
         assert!(!notifies("getpriority", &[0, 0, 0, 0, 0, 0]));
         // Rules on different arguments: the whole call, judged by the supervisor.
         assert!(notifies("kill", &[1, 0, 0, 0, 0, 0]));
-        assert_eq!(p.decide(Some("kill"), &[1, 5, 0, 0, 0, 0]).0, Verdict::Allow);
-        assert_eq!(p.decide(Some("kill"), &[2, 5, 0, 0, 0, 0]).0, Verdict::Errno(libc::EPERM));
+        assert_eq!(
+            p.decide(Some("kill"), &[1, 5, 0, 0, 0, 0]).0,
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.decide(Some("kill"), &[2, 5, 0, 0, 0, 0]).0,
+            Verdict::Errno(libc::EPERM)
+        );
     }
 }
