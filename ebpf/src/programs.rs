@@ -97,13 +97,14 @@ pub fn pin_root() -> Result<File, EbpfError> {
         .map_err(|e| refuse(e.to_string()))?;
     let meta = dir.metadata().map_err(io_err(format!("stat {PIN_ROOT}")))?;
     if meta.uid() != 0 {
-        return Err(refuse(format!("it is owned by uid {}, not root", meta.uid())));
+        return Err(refuse(format!(
+            "it is owned by uid {}, not root",
+            meta.uid()
+        )));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(refuse(format!(
-            "its mode {mode:04o} lets others write it"
-        )));
+        return Err(refuse(format!("its mode {mode:04o} lets others write it")));
     }
     if mode & 0o077 != 0 {
         dir.set_permissions(fs::Permissions::from_mode(0o700))

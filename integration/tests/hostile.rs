@@ -365,13 +365,22 @@ fn a_secret_passed_to_run_is_unreadable_by_other_users() {
         .join(".purple")
         .join(&id)
         .join("record.json");
+    let staged = oci
+        .root
+        .path()
+        .join("bundles")
+        .join(&id)
+        .join("config.json");
     let t = Instant::now();
-    while !fs::read_to_string(&record).is_ok_and(|r| r.contains("supervisor_pid\":")) {
+    // Running: the supervisor is recorded and run dropped its staging copy.
+    while !fs::read_to_string(&record).is_ok_and(|r| !r.contains("supervisor_pid\":null"))
+        || staged.exists()
+    {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "the sandbox never started"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     // Root sees where the secret is kept: one copy, private.
     let as_root = Command::new("grep")
@@ -409,9 +418,17 @@ fn a_secret_passed_to_run_is_unreadable_by_other_users() {
         }
     }
     // Another local user looks everywhere it can: the state, every process.
+    // The pattern comes from a file: on grep's own command line it would be
+    // found in /proc/PID/cmdline.
+    let pattern = tempfile::tempdir().unwrap();
+    fs::set_permissions(pattern.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let pattern = pattern.path().join("pattern");
+    fs::write(&pattern, &secret).unwrap();
+    fs::set_permissions(&pattern, fs::Permissions::from_mode(0o644)).unwrap();
     let script = format!(
-        "grep -rl {secret} {} 2>/dev/null; grep -l {secret} /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; true",
-        oci.root.path().display()
+        "grep -rlF -f {p} {} 2>/dev/null; grep -lF -f {p} /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; true",
+        oci.root.path().display(),
+        p = pattern.display()
     );
     let nobody = Command::new("setpriv")
         .args([
@@ -444,7 +461,9 @@ fn create_with_pin_root(oci: &Oci, id: &str, b: &TestBundle, prepare: &str) -> O
     let script = format!(
         "set -e; mount -t bpf bpf /sys/fs/bpf; {prepare}; exec \"$0\" --root \"$1\" create --bundle \"$2\" \"$3\""
     );
-    Command::new("unshare")
+    // Files, not pipes: the container and its supervisor inherit them.
+    let (out, err) = (b.path().join("stdout"), b.path().join("stderr"));
+    let status = Command::new("unshare")
         .args([
             "--mount",
             "--propagation",
@@ -458,8 +477,15 @@ fn create_with_pin_root(oci: &Oci, id: &str, b: &TestBundle, prepare: &str) -> O
         .arg(b.path())
         .arg(id)
         .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    Output {
+        status,
+        stdout: fs::read(&out).unwrap(),
+        stderr: fs::read(&err).unwrap(),
+    }
 }
 
 #[test]

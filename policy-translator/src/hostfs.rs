@@ -154,7 +154,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file path",
+        ));
     };
     let parent = if parent.as_os_str().is_empty() {
         Path::new(".")
@@ -163,8 +166,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     };
     let dir = File::open(parent)?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-    let fd = openat2(dir.as_raw_fd(), Path::new(name), flags, 0o600, Scope::Beneath)
-        .map_err(explain)?;
+    let fd = openat2(
+        dir.as_raw_fd(),
+        Path::new(name),
+        flags,
+        0o600,
+        Scope::Beneath,
+    )
+    .map_err(explain)?;
     let mut f = File::from(fd);
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)
@@ -222,7 +231,10 @@ impl SandboxIds {
             let sticky = mode & 0o1000 != 0;
             let foreign = entry_owner.is_some_and(|o| o != 0 && o != meta.uid());
             if !sticky || foreign {
-                return Some(format!("writable by every user (mode {:04o})", mode & 0o7777));
+                return Some(format!(
+                    "writable by every user (mode {:04o})",
+                    mode & 0o7777
+                ));
             }
         }
         None
@@ -259,7 +271,10 @@ mod tests {
         std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(ids.writes(&meta(t.path()), None), None);
         std::os::unix::fs::chown(t.path(), Some(100_000), None).unwrap();
-        assert!(ids.writes(&meta(t.path()), None).unwrap().contains("100000"));
+        assert!(ids
+            .writes(&meta(t.path()), None)
+            .unwrap()
+            .contains("100000"));
         std::os::unix::fs::chown(t.path(), Some(0), None).unwrap();
         std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert_eq!(ids.writes(&meta(t.path()), Some(0)), None);

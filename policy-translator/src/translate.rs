@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxSeccompArg, LinuxSeccompOperator as Op, Spec};
 use serde_json::{json, Value};
 
+use crate::hostfs::{self, SandboxIds, Scope};
 use crate::plan::{
     Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
     POLICY_NAME_ANNOTATION, SLIRP_DNS,
 };
 use crate::schema::*;
 use crate::supervision::{AuditPlan, SessionPlan, AUDIT_ANNOTATION, SESSION_ANNOTATION};
-use crate::hostfs::{self, SandboxIds, Scope};
 use crate::userns::{self, HostIds, Unreachable};
 use crate::{argset, families};
 
@@ -755,7 +755,9 @@ fn prepare(p: &Policy, spec: &Spec, bundle: &Path, dir: &File) -> Result<(), Tra
     }
     for m in spec.mounts().iter().flatten() {
         let is_file = m.typ().as_deref() == Some("bind")
-            && m.source().as_ref().is_some_and(|s| bundle.join(s).is_file());
+            && m.source()
+                .as_ref()
+                .is_some_and(|s| bundle.join(s).is_file());
         targets.push((m.destination().clone(), is_file));
     }
     for (target, is_file) in targets {
@@ -856,17 +858,24 @@ fn make_in_root(rootfs: &File, target: &Path, is_file: bool) -> std::io::Result<
 /// files 0600.
 pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
     use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) => return Err(write_err(dir)(e)),
-    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(write_err(dir))?;
     let bundle = File::open(dir).map_err(write_err(dir))?;
     let write = |name: &str, text: String| {
         let path = dir.join(name);
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-        let fd = hostfs::openat2(bundle.as_raw_fd(), Path::new(name), flags, 0o600, Scope::Beneath)
-            .map_err(hostfs::explain)
-            .map_err(write_err(&path))?;
+        let fd = hostfs::openat2(
+            bundle.as_raw_fd(),
+            Path::new(name),
+            flags,
+            0o600,
+            Scope::Beneath,
+        )
+        .map_err(hostfs::explain)
+        .map_err(write_err(&path))?;
         let mut f = File::from(fd);
         f.write_all(text.as_bytes()).map_err(write_err(&path))
     };

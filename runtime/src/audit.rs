@@ -145,8 +145,14 @@ fn open_log_file(path: &Path) -> std::io::Result<File> {
         Err(_) => hostfs::mkdirs(parent, 0o700)?,
     };
     let flags = libc::O_RDWR | libc::O_APPEND | libc::O_CREAT;
-    let fd = hostfs::openat2(dir.as_raw_fd(), Path::new(name), flags, 0o600, Scope::Beneath)
-        .map_err(hostfs::explain)?;
+    let fd = hostfs::openat2(
+        dir.as_raw_fd(),
+        Path::new(name),
+        flags,
+        0o600,
+        Scope::Beneath,
+    )
+    .map_err(hostfs::explain)?;
     let file = File::from(fd);
     if file.metadata()?.mode() & 0o077 != 0 {
         file.set_permissions(fs::Permissions::from_mode(0o600))?;

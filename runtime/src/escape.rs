@@ -50,7 +50,13 @@ mod tests {
         assert_eq!(for_terminal("netprobe"), "netprobe");
         assert!(matches!(for_terminal("plain"), Cow::Borrowed(_)));
         assert_eq!(for_terminal("\r\x1b[2K\x1b[8m"), "\\r\\x1b[2K\\x1b[8m");
-        assert_eq!(for_terminal("a\u{9b}b\u{202e}c\x7f"), "a\\u{9b}b\\u{202e}c\\x7f");
-        assert_eq!(lines_for_terminal("one\x1b\n    fix: two"), "one\\x1b\n    fix: two");
+        assert_eq!(
+            for_terminal("a\u{9b}b\u{202e}c\x7f"),
+            "a\\u{9b}b\\u{202e}c\\x7f"
+        );
+        assert_eq!(
+            lines_for_terminal("one\x1b\n    fix: two"),
+            "one\\x1b\n    fix: two"
+        );
     }
 }

@@ -112,7 +112,8 @@ impl Command {
 
 /// Runs one command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let rt = Runtime::new(&cli.root, cli.systemd_cgroup).with_annotation_alerts(cli.annotation_alerts);
+    let rt =
+        Runtime::new(&cli.root, cli.systemd_cgroup).with_annotation_alerts(cli.annotation_alerts);
     match cli.command {
         Command::Create(a) => create::create(a, &rt),
         Command::Start(a) => start::start(a, &rt),
