@@ -28,6 +28,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process and matched at once: the size of the largest
+// variant (the supervisor's arguments) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command under a policy: `purple run --profile secure-agent -- python3 agent.py`.
