@@ -114,6 +114,7 @@ mod tests {
             action,
             ports: Vec::new(),
             protocol: Default::default(),
+            name: None,
         }
     }
 
