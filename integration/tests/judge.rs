@@ -129,7 +129,14 @@ fn every_ipv6_form_of_a_denied_ipv4_is_refused_by_the_ipv4_rule() {
         .chain(
             forms("169.254.169.254", 0xa9fe, 0xa9fe)
                 .into_iter()
-                .map(|(addr, form)| (addr, form, "169.254.169.254", "#2 deny 169.254.169.254/32")),
+                .map(|(addr, form)| {
+                    (
+                        addr,
+                        form,
+                        "169.254.169.254",
+                        "#2 deny 169.254.169.254/32 (cloud metadata)",
+                    )
+                }),
         )
         // As records write them (`::101:101` for `::1.1.1.1`).
         .map(|(addr, form, v4, rule)| {
@@ -215,7 +222,7 @@ fn a_dns_answer_never_widens_the_plan() {
         assert_eq!(blocked(&log, addr)[0]["rule"], format!("#1 deny {deny}"));
         assert_eq!(
             blocked(&log, "169.254.169.254")[0]["rule"],
-            "#2 deny 169.254.169.254/32"
+            "#2 deny 169.254.169.254/32 (cloud metadata)"
         );
         a.delete();
     }

@@ -854,13 +854,14 @@ fn make_in_root(rootfs: &File, target: &Path, is_file: bool) -> std::io::Result<
 /// Writes `config.json` (and `resolv.conf` when the sandbox's nameservers are
 /// Purple's to name)
 /// into `dir`, with the directories its mounts need. The bundle holds the
-/// caller's environment values: `dir` is made 0700 unless it exists, its
-/// files 0600.
+/// caller's environment values: its files are 0600; `dir` is made 0711 unless
+/// it exists (a sandbox's user namespace mounts the root from inside: it must
+/// pass, but nobody may list).
 pub fn write_bundle(p: &Policy, spec: &Spec, dir: &Path) -> Result<(), TranslateError> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(dir)
         .map_err(write_err(dir))?;
     let bundle = File::open(dir).map_err(write_err(dir))?;

@@ -78,7 +78,16 @@ fn log_tail(log: &Path) -> String {
 /// init) and waits until the tap device is configured. `id` marks it.
 pub fn start(id: &str, init_pid: i32, pdir: &Path) -> Result<Helper, EgressError> {
     let log_path = pdir.join(LOG_FILE);
-    let log = File::create(&log_path).map_err(|source| EgressError::Spawn { source })?;
+    // Private like everything next to the record.
+    let log = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        0o600,
+    )
+    .open(&log_path)
+    .map_err(|source| EgressError::Spawn { source })?;
     let (ready_r, ready_w) = pipe()?;
     let (exit_r, exit_w) = pipe()?;
     let (ready_fd, exit_fd) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());

@@ -776,7 +776,9 @@ mod tests {
         };
         let mut kill = rule(&["kill"], LinuxSeccompAction::ScmpActKillProcess);
         kill.set_args(Some(vec![cond(1, 9, LinuxSeccompOperator::ScmpCmpEq)]));
+        // Both conditional: an unconditional rule would win over any (libseccomp).
         let mut errno = rule(&["kill"], LinuxSeccompAction::ScmpActErrno);
+        errno.set_args(Some(vec![cond(1, 15, LinuxSeccompOperator::ScmpCmpEq)]));
         errno.set_errno_ret(Some(libc::EACCES as u32));
         let p = Profile {
             rules: vec![kill, errno],

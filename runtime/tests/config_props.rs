@@ -129,7 +129,7 @@ fn create_checks(dir: &Path, text: &str) {
     };
     let mut spec = bundle.effective_spec(Some(Path::new("/purple/x")));
     let annotations = spec.annotations().clone();
-    let _ = Enforcement::from_annotations(annotations.as_ref());
+    let _ = Enforcement::from_annotations(annotations.as_ref(), false);
     let _ = AuditPlan::from_annotations(annotations.as_ref());
     let _ = SessionPlan::from_annotations(annotations.as_ref());
     let _ = purple_runtime::seccomp::rewrite(&mut spec, &dir.join("seccomp.sock"));
