@@ -70,7 +70,8 @@ fn sigkilled_run_takes_its_sandbox_with_it() {
     let work = tempfile::tempdir().unwrap();
     let oci = Oci::new();
     let id = unique_id("orphan");
-    let log = work.path().join("audit.jsonl");
+    // Policies may only log under the log root (hostile.rs).
+    let log = PathBuf::from(format!("/var/log/purple/{id}-tied.jsonl"));
     let policy = work.path().join("tied.yaml");
     fs::write(
         &policy,

@@ -424,8 +424,12 @@ fn run_passes_exit_codes_signals_env_and_volumes() {
 
     // SIGTERM to `purple run` reaches the agent, whose exit code comes back.
     let id = unique_id("sig");
+    // A directory of its own: `work` was handed to the sandbox above, and a
+    // sandbox-owned entry of /tmp is refused as a bind source (hostile.rs).
+    let sig_work = tempfile::tempdir().unwrap();
+    mode(sig_work.path(), 0o711);
     let mut child = Command::new(purple())
-        .current_dir(work.path())
+        .current_dir(sig_work.path())
         .arg("--root")
         .arg(oci.root.path())
         .args([

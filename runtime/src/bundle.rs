@@ -271,7 +271,7 @@ mod tests {
     fn effective_spec_is_absolute_and_has_a_cgroup() {
         let d = bundle_with(
             r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{},
-                "process":{"args":["/bin/true"],"cwd":"/"},
+                "process":{"args":["/bin/true"],"cwd":"/","user":{"uid":0,"gid":0}},
                 "mounts":[{"destination":"/data","source":"data","type":"bind","options":["rbind"]},
                           {"destination":"/proc","source":"proc","type":"proc"}]}"#,
         );

@@ -107,6 +107,21 @@ pub fn start(id: &str, init_pid: i32, pdir: &Path) -> Result<Helper, EgressError
         cmd.pre_exec(move || {
             // Its own session: a terminal's signals to the caller are not its.
             libc::setsid();
+            // slirp4netns's sandbox pivots and lazily unmounts its old root;
+            // in a mount namespace still sharing the host's propagation that
+            // unmount reaches the host (its /run/netns mounts vanished). A
+            // namespace of its own, private, keeps that unmount its own.
+            if libc::unshare(libc::CLONE_NEWNS) < 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
             let ready = libc::fcntl(ready_fd, libc::F_DUPFD, 10);
             let exit = libc::fcntl(exit_fd, libc::F_DUPFD, 10);
             if ready < 0 || exit < 0 || libc::dup2(ready, 3) < 0 || libc::dup2(exit, 4) < 0 {
