@@ -6,6 +6,7 @@ pub mod decode;
 pub mod diag;
 pub mod families;
 pub mod hostfs;
+pub mod limits;
 pub mod load;
 pub mod merge;
 pub mod plan;

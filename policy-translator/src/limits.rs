@@ -1,0 +1,8 @@
+//! Sizes the kernel side holds: the BPF maps and rule values are built with
+//! these (passed to clang as -D by ebpf/build.rs), and the loader refuses a
+//! policy that would not fit before anything reaches the kernel.
+
+/// Capacity of each LPM trie (rules per address family).
+pub const MAX_RULES: usize = 65536;
+/// Port ranges one rule can hold.
+pub const MAX_PORT_RANGES: usize = 8;
