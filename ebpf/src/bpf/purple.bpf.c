@@ -3,10 +3,10 @@
  * The one object the loader embeds. Each hook lives in its own file; they are
  * compiled together so that they share one set of maps.
  */
-#include "purple.h"
-#include "connect.bpf.c"
-#include "sendmsg.bpf.c"
-#include "skb.bpf.c"
-#include "recvmsg.bpf.c"
+#include "lib/purple.h"
+#include "hooks/connect.h"
+#include "hooks/sendmsg.h"
+#include "hooks/skb.h"
+#include "hooks/recvmsg.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
