@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use purple_policy::plan::Action;
 
-/// `struct purple_event` from `bpf/purple.h`.
+/// `struct purple_event` from `bpf/lib/abi.h`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct RawEvent {
@@ -23,12 +23,12 @@ pub struct RawEvent {
     pub comm: [u8; 16],
 }
 
-/// `PURPLE_FLAG_FORM`, `PURPLE_FLAG_PORTLESS` of `bpf/purple.h`.
+/// `PURPLE_FLAG_FORM`, `PURPLE_FLAG_PORTLESS` of `bpf/lib/abi.h`.
 const FLAG_FORM: u16 = 0x0f;
 const FLAG_PORTLESS: u16 = 0x10;
 
 /// The IPv4-in-IPv6 form of a destination that an IPv4 rule judged
-/// (`PURPLE_FORM_*` of `bpf/v4_in_v6.h`).
+/// (`PURPLE_FORM_*` of `bpf/lib/v4_in_v6.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     V4Mapped,
@@ -96,7 +96,7 @@ pub enum Hook {
 }
 
 /// The IPv4 addresses an IPv6 address carries, by form, as the BPF programs
-/// find them (`purple_embedded_v4` in `bpf/v4_in_v6.h`): what user space
+/// find them (`purple_embedded_v4` in `bpf/lib/v4_in_v6.h`): what user space
 /// judges an IPv6 address by when IPv4 rules must hold for it too.
 pub fn embedded_v4(a: Ipv6Addr) -> Vec<(Form, Ipv4Addr)> {
     let s = a.segments();

@@ -23,6 +23,8 @@
 //! ```
 
 mod askers;
+#[cfg(test)]
+mod btf_layout;
 pub mod events;
 mod learned;
 pub mod maps;

@@ -1,13 +1,12 @@
-//! Rust mirrors of the map keys and values in `bpf/purple.h`.
+//! Rust mirrors of the map keys and values in `bpf/lib/abi.h`.
 
 use std::net::IpAddr;
 
 use purple_policy::plan::{Action, Mode, Protocol, Rule};
 
-/// `PURPLE_MAX_PORT_RANGES`: port ranges one rule can hold.
-pub const MAX_PORT_RANGES: usize = 8;
-/// `PURPLE_MAX_RULES`: capacity of each LPM trie.
-pub const MAX_RULES: usize = 65536;
+/// `PURPLE_MAX_PORT_RANGES` and `PURPLE_MAX_RULES`: build.rs passes these
+/// very constants to clang.
+pub use purple_policy::limits::{MAX_PORT_RANGES, MAX_RULES};
 
 /// `struct purple_port_range`.
 #[repr(C)]
@@ -166,7 +165,7 @@ mod tests {
 
     #[test]
     fn layouts_match_purple_h() {
-        // sizeof in purple.h: purple_port_range 4, purple_rule 4+4+8*4, purple_config 8.
+        // sizeof in bpf/lib/abi.h: purple_port_range 4, purple_rule 4+4+8*4, purple_config 8.
         assert_eq!(std::mem::size_of::<PortRange>(), 4);
         assert_eq!(std::mem::size_of::<RuleValue>(), 40);
         assert_eq!(std::mem::size_of::<Config>(), 8);

@@ -21,7 +21,8 @@ use purple_policy::plan::Rule;
 use crate::maps::{key_data, Config, KeyData, RuleError, RuleValue, MAX_RULES};
 use crate::EbpfError;
 
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/purple.bpf.o"));
+pub(crate) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/purple.bpf.o"));
 
 /// The socket-address hooks, by program (C function) name.
 const SOCK_ADDR_PROGRAMS: &[&str] = &[

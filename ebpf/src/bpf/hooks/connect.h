@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /* connect(2): a denied destination fails at once with EPERM, no SYN leaves. */
 
+#include "../lib/sock_addr.h"
+
 SEC("cgroup/connect4")
 int purple_connect4(struct bpf_sock_addr *ctx)
 {

@@ -16,10 +16,9 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
-struct purple_ports {
-	__u16 source;
-	__u16 dest;
-};
+#include "../lib/dns.h"
+#include "../lib/events.h"
+#include "../lib/judge.h"
 
 /* A connected TCP socket's packets: its connect(2) passed the connect hooks. */
 static __always_inline int purple_tcp_connected(struct __sk_buff *skb)
@@ -29,45 +28,8 @@ static __always_inline int purple_tcp_connected(struct __sk_buff *skb)
 	if (!sk)
 		return 0;
 	sk = bpf_sk_fullsock(sk);
-	return sk && sk->type == 1 /* SOCK_STREAM */ && sk->protocol == IPPROTO_TCP &&
+	return sk && sk->type == PURPLE_SOCK_STREAM && sk->protocol == IPPROTO_TCP &&
 	       sk->state != BPF_TCP_SYN_SENT && sk->state != BPF_TCP_CLOSE;
-}
-
-/* With a resolver forced, hand-made DNS to anything but loopback is dropped
- * (connect/sendmsg already redirected the sockets that asked the usual way). */
-static __always_inline int purple_dns_leak(__u8 protocol, __u16 port, int loopback, __u32 *rule_id)
-{
-	const struct purple_config *cfg = purple_config();
-
-	if (!cfg || !cfg->dns_port || loopback ||
-	    (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) ||
-	    (port != PURPLE_DNS_PORT && port != PURPLE_DOT_PORT))
-		return 0;
-	*rule_id = PURPLE_RULE_DNS;
-	return 1;
-}
-
-/* A query leaving for Purple's resolver: its asker (noted when the socket was
- * redirected) is filed under the packet's source port, where the resolver
- * looks it up. */
-static __always_inline void purple_note_asker(struct __sk_buff *skb, __u8 protocol,
-					      const struct purple_ports *ports)
-{
-	const struct purple_config *cfg = purple_config();
-	struct purple_asker_key k = { .port = bpf_ntohs(ports->source), .protocol = protocol };
-	struct purple_asker a = {};
-	const struct purple_dns_orig *o;
-	__u64 cookie;
-
-	if (!cfg || !cfg->dns_port || ports->dest != cfg->dns_port)
-		return;
-	cookie = bpf_get_socket_cookie(skb);
-	o = bpf_map_lookup_elem(&dns_orig, &cookie);
-	if (!o)
-		return;
-	a.pid = o->pid;
-	__builtin_memcpy(a.comm, o->comm, sizeof(a.comm));
-	bpf_map_update_elem(&dns_askers, &k, &a, BPF_ANY);
 }
 
 SEC("cgroup_skb/egress")
@@ -83,20 +45,20 @@ int purple_skb_egress(struct __sk_buff *skb)
 	/* The common case first; a DNS query's SYN is still SYN_SENT and goes on
 	 * to be noted below. */
 	if (purple_tcp_connected(skb))
-		return 1;
+		return PURPLE_RET_PASS;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
-		struct purple_dest d = { .family = 2 };
+		struct purple_dest d = { .family = PURPLE_AF_INET };
 
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
-			return 0; /* a packet we cannot read is not let out */
+			return PURPLE_RET_REFUSE; /* a packet we cannot read is not let out */
 		protocol = ip.protocol;
 		/* A fragment past the first carries payload where ports would be. */
 		portless = purple_portless(protocol) || (ip.frag_off & bpf_htons(0x1fff)) ||
 			   bpf_skb_load_bytes(skb, ip.ihl * 4, &ports, sizeof(ports)) < 0;
 		if (!portless) {
 			port = bpf_ntohs(ports.dest);
-			if (ip.daddr == bpf_htonl(0x7f000001))
+			if (ip.daddr == bpf_htonl(PURPLE_RESOLVER_ADDR4))
 				purple_note_asker(skb, protocol, &ports);
 		}
 		if (purple_dns_leak(protocol, port, purple_is_loopback4(ip.daddr), &rule_id))
@@ -110,16 +72,16 @@ int purple_skb_egress(struct __sk_buff *skb)
 			d.flags = portless ? PURPLE_FLAG_PORTLESS : 0;
 			purple_record(v, rule_id, PURPLE_HOOK_SKB_EGRESS, &d, 0);
 		}
-		return v == PURPLE_ALLOW;
+		return purple_ret(v);
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
-		struct purple_dest d = { .family = 10 };
+		struct purple_dest d = { .family = PURPLE_AF_INET6 };
 		__u32 daddr[4];
 		__u8 form;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
-			return 0;
+			return PURPLE_RET_REFUSE;
 		protocol = ip6.nexthdr;
 		/* Extension headers are not walked: the packet is judged port-less
 		 * under its first next-header value. */
@@ -140,7 +102,7 @@ int purple_skb_egress(struct __sk_buff *skb)
 			d.flags = (portless ? PURPLE_FLAG_PORTLESS : 0) | form;
 			purple_record(v, rule_id, PURPLE_HOOK_SKB_EGRESS, &d, 0);
 		}
-		return v == PURPLE_ALLOW;
+		return purple_ret(v);
 	}
-	return 1; /* ARP and other non-IP frames */
+	return PURPLE_RET_PASS; /* ARP and other non-IP frames */
 }

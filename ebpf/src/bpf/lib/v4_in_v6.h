@@ -18,6 +18,8 @@
 #ifndef PURPLE_V4_IN_V6_H
 #define PURPLE_V4_IN_V6_H
 
+#include "common.h"
+
 /* Which form an IPv6 destination had (event.flags & PURPLE_FLAG_FORM). */
 #define PURPLE_FORM_NONE 0
 #define PURPLE_FORM_V4_MAPPED 1
@@ -54,7 +56,7 @@ static __always_inline void purple_embedded_v4(const __u32 a[4], struct purple_e
 	__u32 w0 = bpf_ntohl(a[0]), w1 = bpf_ntohl(a[1]), w2 = bpf_ntohl(a[2]);
 
 	e->n = 0;
-	if (w0 == 0 && w1 == 0 && w2 == 0x0000ffff) {
+	if (purple_is_v4_mapped(a)) {
 		purple_embed(e, a[3], PURPLE_FORM_V4_MAPPED);
 	} else if (w0 == 0 && w1 == 0 && w2 == 0) {
 		if (bpf_ntohl(a[3]) > 1)
