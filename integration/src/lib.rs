@@ -2,7 +2,14 @@
 //! with the release `purple-oci` binary (built by the README's test command).
 
 pub mod agent;
+pub mod audited;
+pub mod cli;
+pub mod host_services;
+pub mod leftovers;
 pub mod netns;
+pub mod podman;
+pub mod records;
+pub mod sysprobe;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -386,26 +393,16 @@ pub fn assert_no_cgroup_named(needle: &str) {
 
 /// Waits up to 3 s for `pid` to be gone (or a zombie, which no longer runs).
 pub fn assert_dead(pid: i64) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let alive = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
-        if !alive {
-            return;
-        }
-        assert!(Instant::now() < deadline, "process {pid} is still alive");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    leftovers::wait_dead(pid, Duration::from_secs(3), "process");
 }
 
 /// Text of a file the container wrote to its stdout (see [`Oci::create`]).
 pub fn read(path: impl AsRef<Path>) -> String {
     fs::read_to_string(path).unwrap_or_default()
+}
+
+/// chmod.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }

@@ -16,6 +16,7 @@ use purple_integration::agent::{
     agent_bundle, assert_eperm, assert_ok, Agent, CONTAINER_NAMESERVER,
 };
 use purple_integration::netns::{TestNet, HOST_LINK_V4};
+use purple_integration::records::first_word;
 use purple_integration::*;
 use serde_json::{json, Value};
 
@@ -183,13 +184,6 @@ fn allow_list_resolves_only_listed_names() {
     // After delete: nothing of the resolver is left in the namespace.
     a.delete();
     assert_eq!(sockets_on(&net, port), "", "resolver sockets left behind");
-}
-
-/// The first words of a verdict, without its trailing milliseconds.
-fn first_word(verdict: &str) -> String {
-    let mut w: Vec<&str> = verdict.split_whitespace().collect();
-    w.pop();
-    w.join(" ")
 }
 
 #[test]

@@ -9,18 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use purple_integration::cli::{purple_cmd, stderr};
+use purple_integration::leftovers::remains;
 use purple_integration::*;
 use serde_json::{json, Value};
-
-fn purple_cmd(oci: &Oci, dir: &Path) -> Command {
-    let mut c = Command::new(purple());
-    c.current_dir(dir).arg("--root").arg(oci.root.path());
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Lifecycle events of an audit log, in order.
 fn lifecycle(log: &Path) -> Vec<Value> {
@@ -31,38 +23,6 @@ fn lifecycle(log: &Path) -> Vec<Value> {
         .filter(|r| r["kind"] == "lifecycle")
         .map(|r| r["details"].clone())
         .collect()
-}
-
-fn alive(pid: i64) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
-/// What is still there of sandbox `id`; empty once it is all gone.
-fn remains(oci: &Oci, id: &str, pids: &[i64]) -> Vec<String> {
-    let root = oci.root.path();
-    let mut left: Vec<String> = [
-        root.join(id),
-        root.join(".purple").join(id),
-        root.join("bundles").join(id),
-        Path::new("/sys/fs/bpf/purple").join(id),
-    ]
-    .into_iter()
-    .chain(cgroup_dirs(&format!("purple/{id}")))
-    .filter(|p| p.exists())
-    .map(|p| p.display().to_string())
-    .collect();
-    left.extend(
-        pids.iter()
-            .filter(|&&p| alive(p))
-            .map(|p| format!("process {p}")),
-    );
-    left
 }
 
 #[test]

@@ -4,26 +4,10 @@
 //! `runtime_supports_json`, ulimits within this host's hard limits) and imports
 //! the busybox rootfs as a local image.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use purple_integration::podman::{podman, podman_ok};
 use purple_integration::*;
-
-fn podman(args: &[&str]) -> Output {
-    Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman is installed (scripts/setup.sh)")
-}
-
-fn podman_ok(args: &[&str]) -> String {
-    let out = podman(args);
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn assert_gone(full_id: &str) {
     assert!(

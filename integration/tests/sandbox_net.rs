@@ -11,82 +11,16 @@
 //! touches the machine's own namespace.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use purple_integration::host_services::{
+    HostServices, ABSTRACT, CALLER_ADDR, SERVICE_PORT, SLIRP_GATEWAY,
+};
+use purple_integration::leftovers::assert_run_left_nothing;
 use purple_integration::netns::TestNet;
 use purple_integration::*;
 use serde_json::Value;
-
-/// The client namespace's own address (its veth end): a host address.
-const CALLER_ADDR: &str = "10.200.0.1";
-/// slirp4netns's gateway, which is the caller's namespace.
-const SLIRP_GATEWAY: &str = "10.0.2.2";
-const SERVICE_PORT: u16 = 7777;
-const ABSTRACT: &str = "purple-test-xyz";
-
-/// Services of the "host" (the client namespace): TCP on 0.0.0.0 and an
-/// abstract unix socket, each logging what connects to it.
-struct HostServices {
-    child: Child,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl HostServices {
-    fn start(net: &TestNet) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("hits.log");
-        let script = format!(
-            r#"
-import socket, threading, sys
-log = open(sys.argv[1], "a", buffering=1)
-def serve(s, what):
-    while True:
-        c, _ = s.accept()
-        log.write(what + "\n")
-        c.close()
-tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("0.0.0.0", {SERVICE_PORT})); tcp.listen(16)
-ab = socket.socket(socket.AF_UNIX); ab.bind("\0{ABSTRACT}"); ab.listen(16)
-for s, w in [(tcp, "tcp"), (ab, "abstract")]:
-    threading.Thread(target=serve, args=(s, w), daemon=True).start()
-open(sys.argv[1] + ".ready", "w").close()
-threading.Event().wait()
-"#
-        );
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", net.client_path()))
-            .args(["python3", "-c", &script])
-            .arg(&log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let ready = dir.path().join("hits.log.ready");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ready.exists() {
-            assert!(Instant::now() < deadline, "host services did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn hits(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HostServices {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The agent: tries each target and prints `NAME RESULT` (errno name, or
 /// `connected`), plus whether the refusal was immediate.
@@ -208,18 +142,6 @@ fn blocked_rule(records: &[Value], addr: &str) -> Option<String> {
             r["kind"] == "network.blocked" && r["details"]["destination"].as_str() == Some(addr)
         })
         .map(|r| r["rule"].as_str().unwrap_or_default().to_owned())
-}
-
-fn assert_run_left_nothing(oci: &Oci, id: &str) {
-    assert_no_leftovers(oci, id);
-    assert!(
-        !oci.root.path().join("bundles").join(id).exists(),
-        "bundle of {id} left behind"
-    );
-    assert!(
-        !Path::new("/sys/fs/bpf/purple").join(id).exists(),
-        "BPF pins of {id} left behind"
-    );
 }
 
 /// Deny-list mode, the default private namespace: the caller's loopback
