@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use purple_integration::cli::{purple_in, stderr};
+use purple_integration::cli::{purple_cmd, purple_in, stderr};
 use purple_integration::leftovers::assert_run_left_nothing;
-use purple_integration::{purple, unique_id, Oci};
+use purple_integration::{unique_id, Oci};
 
 #[test]
 fn a_secret_passed_to_run_is_unreadable_by_other_users() {
@@ -23,11 +23,8 @@ fn a_secret_passed_to_run_is_unreadable_by_other_users() {
     let id = unique_id("secret");
     // `-e KEY` with the value in purple's environment: a command line is
     // every local user's to read.
-    let mut child = Command::new(purple())
-        .current_dir(work.path())
+    let mut child = purple_cmd(&oci, work.path())
         .env("API_KEY", &secret)
-        .arg("--root")
-        .arg(oci.root.path())
         .args([
             "run",
             "--profile",

@@ -7,7 +7,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use purple_integration::cli::{purple_in, text};
+use purple_integration::cli::{purple_cmd, purple_in, text};
 use purple_integration::leftovers::assert_run_left_nothing;
 use purple_integration::netns::TestNet;
 use purple_integration::*;
@@ -175,10 +175,7 @@ fn run_passes_exit_codes_signals_env_and_volumes() {
     // sandbox-owned entry of /tmp is refused as a bind source (hostile.rs).
     let sig_work = tempfile::tempdir().unwrap();
     set_mode(sig_work.path(), 0o711);
-    let mut child = Command::new(purple())
-        .current_dir(sig_work.path())
-        .arg("--root")
-        .arg(oci.root.path())
+    let mut child = purple_cmd(&oci, sig_work.path())
         .args([
             "run",
             "--profile",
