@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the OCI runtime validation suite (opencontainers/runtime-tools, built
+# outside this tree: docs/conformance.md) against one or more runtimes, one
+# file at a time, and prints per runtime the files fully passed and the
+# ok / not ok line counts.
+#
+#   bench/conformance.sh SUITE_DIR [RUNTIME...]     (as root)
+#
+# RUNTIME defaults to this tree's target/release/purple-oci and runc. Each
+# file's TAP output is kept in $OUT (default /tmp/conformance) as
+# <runtime name>/<file>.tap.
+set -uo pipefail
+
+suite=${1:?usage: conformance.sh SUITE_DIR [RUNTIME...]}
+shift
+suite=$(cd "$suite" && pwd)
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -gt 0 ] || set -- "$here/target/release/purple-oci" "$(command -v runc)"
+out=${OUT:-/tmp/conformance}
+files=$(cd "$suite" && ls validation/*/*.t)
+[ -n "$files" ] || { echo "no validation/*/*.t in $suite: build it (docs/conformance.md)" >&2; exit 2; }
+
+for rt in "$@"; do
+  [ -x "$rt" ] || { echo "runtime $rt is not executable" >&2; exit 2; }
+  name=$(basename "$rt")
+  mkdir -p "$out/$name"
+  passed=() ok=0 notok=0
+  for f in $files; do
+    t=$(basename "$f" .t)
+    (cd "$suite" && RUNTIME=$rt timeout 120 nice -n 10 "$f") >"$out/$name/$t.tap" 2>&1
+    o=$(grep -c '^ok' "$out/$name/$t.tap")
+    n=$(grep -c '^not ok' "$out/$name/$t.tap")
+    ok=$((ok + o)) notok=$((notok + n))
+    # A file passes when it printed results and none failed.
+    if [ "$n" -eq 0 ] && [ "$o" -gt 0 ]; then passed+=("$t"); fi
+  done
+  echo "$name: ${#passed[@]} of $(echo "$files" | wc -w) files fully passed; $ok ok, $notok not ok"
+  echo "$name passed: ${passed[*]}"
+done
