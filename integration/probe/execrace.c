@@ -4,7 +4,7 @@
  * container. Needs CAP_SYS_PTRACE to follow /proc/<pid>/{root,cwd,fd} of a
  * process it does not own.
  *
- *   execrace MARKER SECRET DROP
+ *   execrace MARKER SECRET DROP [armed]
  *
  * MARKER and SECRET are absolute host paths absent from the container's
  * rootfs; DROP is a host directory. For each new pid of its pid namespace,
@@ -14,7 +14,9 @@
  * create a file in DROP through its root. It prints one line per success:
  *   REACHED <how> <pid>      SECRET <content>      WROTE <path>
  * "saw <pid>" for each new pid, "ready" once it watches and "scanned <n>"
- * (probes made) when it gets SIGTERM.
+ * (probes made) when it gets SIGTERM. With "armed" it prints "waiting" and
+ * starts watching only at SIGUSR1, from the pids above the highest then
+ * living (what existed before, e.g. a neighbour's own creation, is left out).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -29,7 +31,25 @@ static const char *marker, *secret, *drop;
 static const char *marker_base, *secret_base;
 static char climb[256];
 
+static volatile sig_atomic_t armed;
+
 static void on_term(int sig) { (void)sig; stop = 1; }
+static void on_usr1(int sig) { (void)sig; armed = 1; }
+
+/* The highest pid living in this pid namespace. */
+static int highest_pid(void) {
+    int top = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid > top)
+            top = pid;
+    }
+    if (d)
+        closedir(d);
+    return top;
+}
 
 static const char *base(const char *p) {
     const char *s = strrchr(p, '/');
@@ -87,8 +107,9 @@ static void probe(int pid) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: execrace MARKER SECRET DROP\n");
+    int wait_arm = argc == 5 && strcmp(argv[4], "armed") == 0;
+    if (argc != 4 && !wait_arm) {
+        fprintf(stderr, "usage: execrace MARKER SECRET DROP [armed]\n");
         return 2;
     }
     marker = argv[1], secret = argv[2], drop = argv[3];
@@ -96,10 +117,19 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 16; i++)
         strcat(climb, "../");
     signal(SIGTERM, on_term);
+    signal(SIGUSR1, on_usr1);
     /* New pids are allocated upwards from ours: watch the lowest one not
      * known gone and a few above it, as long as each lives. */
     int next = getpid() + 1, seen = 0;
     long scanned = 0;
+    if (wait_arm) {
+        printf("waiting\n");
+        fflush(stdout);
+        while (!armed && !stop)
+            usleep(1000);
+        next = highest_pid() + 1;
+        seen = next - 1;
+    }
     printf("ready\n");
     fflush(stdout);
     while (!stop) {

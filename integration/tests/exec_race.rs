@@ -61,10 +61,19 @@ struct Raced {
     dropped: Vec<PathBuf>,
 }
 
-/// A container running the racer under `rt`, 50 execs called from a host
-/// directory holding the marker and the secret, and one exec checking the
-/// process's env, cwd and user.
-fn race(rt: Rt) -> Raced {
+/// Where the execs go.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// The racer's own container.
+    Same,
+    /// A neighbour sharing the racer's pid namespace (a pod's containers).
+    Neighbour,
+}
+
+/// A container running the racer under `rt`, 50 execs into `target` called
+/// from a host directory holding the marker and the secret, and one exec
+/// checking the process's env, cwd and user.
+fn race(rt: Rt, target: Target) -> Raced {
     // Host-only: the container's rootfs has its own, empty /tmp.
     let host = tempfile::Builder::new()
         .prefix("purple-race-host-")
@@ -79,7 +88,14 @@ fn race(rt: Rt) -> Raced {
     fs::create_dir(&drop).unwrap();
 
     let path = |p: &Path| p.to_str().unwrap().to_owned();
-    let b = TestBundle::new(&["/execrace", &path(&marker), &path(&secret), &path(&drop)]);
+    let (m, sec, d) = (path(&marker), path(&secret), path(&drop));
+    let mut args = vec!["/execrace", &m, &sec, &d];
+    // The neighbour's own creation is exposed under runc and Purple alike
+    // (docs/runtime.md): the racer arms only once it exists.
+    if target == Target::Neighbour {
+        args.push("armed");
+    }
+    let b = TestBundle::new(&args);
     fs::copy(execrace(), b.path().join("rootfs/execrace")).unwrap();
     b.edit(|v| {
         let caps = &mut v["process"]["capabilities"];
@@ -121,15 +137,75 @@ fn race(rt: Rt) -> Raced {
         .output()
         .unwrap();
     assert!(out.status.success(), "{rt:?} start: {}", text(&out));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !read(&out_file).contains("ready") {
-        assert!(Instant::now() < deadline, "{rt:?}: the racer never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let wait_for = |line: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !read(&out_file).lines().any(|l| l == line) {
+            assert!(
+                Instant::now() < deadline,
+                "{rt:?}: the racer never said {line}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(if target == Target::Neighbour {
+        "waiting"
+    } else {
+        "ready"
+    });
 
+    let neighbour = (target == Target::Neighbour).then(|| {
+        let out = runtime(rt, root.path())
+            .args(["state", &id])
+            .output()
+            .unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let pid = state["pid"].as_i64().unwrap();
+        let n = TestBundle::new(&["sleep", "1000"]);
+        n.edit(|v| {
+            for ns in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "pid" {
+                    ns["path"] = format!("/proc/{pid}/ns/pid").into();
+                }
+            }
+        });
+        let nid = format!("{id}-n");
+        let st = runtime(rt, root.path())
+            .args(["create", "--bundle"])
+            .arg(n.path())
+            .arg(&nid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(n.path().join("stderr")).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "{rt:?} create neighbour: {}",
+            read(n.path().join("stderr"))
+        );
+        let out = runtime(rt, root.path())
+            .args(["start", &nid])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{rt:?} start neighbour: {}",
+            text(&out)
+        );
+        let out = runtime(rt, root.path())
+            .args(["kill", &id, "USR1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{rt:?} kill USR1: {}", text(&out));
+        wait_for("ready");
+        (n, nid)
+    });
+    let into = neighbour
+        .as_ref()
+        .map_or(id.as_str(), |(_, nid)| nid.as_str());
     for i in 0..EXECS {
         let out = runtime(rt, root.path())
-            .args(["exec", &id, "sh", "-c", "exit 7"])
+            .args(["exec", into, "sh", "-c", "exit 7"])
             .current_dir(host.path())
             .stdin(Stdio::null())
             .output()
@@ -151,13 +227,24 @@ fn race(rt: Rt) -> Raced {
             "--user",
             "65534:65534",
         ])
-        .args([&id, "sh", "-c", "echo $K $PWD $(id -u):$(id -g)"])
+        .args([into, "sh", "-c", "echo $K $PWD $(id -u):$(id -g)"])
         .current_dir(host.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(text(&out), "v /tmp 65534:65534\n", "{rt:?}");
 
+    if let Some((_, nid)) = &neighbour {
+        let out = runtime(rt, root.path())
+            .args(["delete", "--force", nid])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{rt:?} delete neighbour: {}",
+            text(&out)
+        );
+    }
     let out = runtime(rt, root.path())
         .args(["kill", &id, "TERM"])
         .output()
@@ -173,7 +260,11 @@ fn race(rt: Rt) -> Raced {
         .unwrap();
     assert!(out.status.success(), "{rt:?} delete: {}", text(&out));
     if let Rt::Purple = rt {
-        assert_no_leftovers(&Oci { root }, &id);
+        let oci = Oci { root };
+        assert_no_leftovers(&oci, &id);
+        if let Some((_, nid)) = &neighbour {
+            assert_no_leftovers(&oci, nid);
+        }
     }
     Raced {
         racer: read(&out_file),
@@ -184,10 +275,11 @@ fn race(rt: Rt) -> Raced {
     }
 }
 
-#[test]
-fn exec_never_shows_the_host_to_a_ptrace_capable_container_like_runc() {
+/// Races 50 execs into `target` under Purple, then runc: none may reach
+/// the host.
+fn assert_never_reaches_the_host(target: Target) {
     for rt in [Rt::Purple, Rt::Runc] {
-        let r = race(rt);
+        let r = race(rt, target);
         let reached: Vec<&str> = r
             .racer
             .lines()
@@ -199,7 +291,7 @@ fn exec_never_shows_the_host_to_a_ptrace_capable_container_like_runc() {
             .collect();
         assert!(
             reached.is_empty() && r.dropped.is_empty(),
-            "{rt:?}: the container reached the host through exec'd processes \
+            "{rt:?} ({target:?}): the container reached the host through exec'd processes \
              ({} lines, first: {:?}); {} files written on the host",
             reached.len(),
             &reached[..reached.len().min(6)],
@@ -207,16 +299,28 @@ fn exec_never_shows_the_host_to_a_ptrace_capable_container_like_runc() {
         );
         assert!(
             !r.racer.contains("host-only-secret"),
-            "{rt:?}: the secret was read"
+            "{rt:?} ({target:?}): the secret was read"
         );
         // The racer really watched the exec'd processes while they lived
         // (it misses some that come and go between two of its scans).
         let saw = r.racer.lines().filter(|l| l.starts_with("saw ")).count();
-        println!("{rt:?}: the racer watched {saw} of {EXECS} exec'd processes");
+        println!("{rt:?} ({target:?}): the racer watched {saw} of {EXECS} exec'd processes");
         assert!(
             saw >= EXECS / 5,
-            "{rt:?}: the racer saw only {saw} of {EXECS} exec'd processes:\n{}",
+            "{rt:?} ({target:?}): the racer saw only {saw} of {EXECS} exec'd processes:\n{}",
             r.racer
         );
     }
+}
+
+#[test]
+fn exec_never_shows_the_host_to_a_ptrace_capable_container_like_runc() {
+    assert_never_reaches_the_host(Target::Same);
+}
+
+/// A pod's containers share one pid namespace: an exec into one must not
+/// show the host to its neighbour either.
+#[test]
+fn exec_never_shows_the_host_to_a_neighbour_in_the_pid_namespace_like_runc() {
+    assert_never_reaches_the_host(Target::Neighbour);
 }
