@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use crate::plan::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION};
+use crate::annotations::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION};
 use crate::schema::Policy;
 use crate::translate::{self, Process};
 

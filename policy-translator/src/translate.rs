@@ -12,18 +12,16 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxSeccompArg, LinuxSeccompOperator as Op, Spec};
 use serde_json::{json, Value};
 
-use crate::hostfs::{self, SandboxIds, Scope};
-use crate::plan::{
-    Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, NETWORK_ANNOTATION,
-    POLICY_NAME_ANNOTATION, SLIRP_DNS,
+use crate::annotations::{
+    AUDIT_ANNOTATION, NETWORK_ANNOTATION, POLICY_ANNOTATION, POLICY_NAME_ANNOTATION,
+    SESSION_ANNOTATION,
 };
+use crate::hostfs::{self, SandboxIds, Scope};
+use crate::plan::{Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, SLIRP_DNS};
 use crate::schema::*;
-use crate::supervision::{AuditPlan, SessionPlan, AUDIT_ANNOTATION, SESSION_ANNOTATION};
+use crate::supervision::{AuditPlan, SessionPlan};
 use crate::userns::{self, HostIds, Unreachable};
 use crate::{argset, families};
-
-/// Annotation with the effective policy as JSON, for people and audit tools.
-pub const POLICY_ANNOTATION: &str = "io.purple.policy";
 
 /// PATH inside the sandbox unless the policy's environment sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -207,7 +205,7 @@ pub fn denied_calls(s: &Syscalls) -> Vec<String> {
     for name in &s.deny {
         for m in families::members(name) {
             let known = libseccomp::ScmpSyscall::from_name(m).is_ok();
-            let skip = m != name && (explicit(m) || crate::load::HANDSHAKE.contains(&m));
+            let skip = m != name && (explicit(m) || crate::handover::starts(m));
             if known && !skip && !out.iter().any(|o| o == m) {
                 out.push(m.to_owned());
             }
@@ -423,8 +421,8 @@ pub fn network_plan(n: &Network) -> NetworkPlan {
     );
     if !n.allow_outgoing.is_empty() {
         let (action, ports) = match n.mode {
-            Mode::AllowList => (Action::Allow, n.allow_outgoing.clone()),
-            Mode::DenyList => (Action::Deny, crate::load::complement(&n.allow_outgoing)),
+            Mode::AllowList => (Action::Allow, n.allow_outgoing.ranges().to_vec()),
+            Mode::DenyList => (Action::Deny, n.allow_outgoing.complement().into_vec()),
         };
         for any in ["0.0.0.0/0", "::/0"] {
             let cidr: Cidr = any.parse().expect("valid");

@@ -26,8 +26,8 @@ use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
+use purple_policy::annotations::{AUDIT_ANNOTATION, POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
 use purple_policy::hostfs;
-use purple_policy::plan::{POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
 use purple_policy::supervision::{AuditPlan, SessionPlan, SupervisionError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -87,7 +87,7 @@ pub enum LifecycleError {
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Supervision(#[from] SupervisionError),
-    #[error("annotation io.purple.audit: {0}")]
+    #[error("annotation {AUDIT_ANNOTATION}: {0}")]
     AuditPlan(String),
     #[error("{0}")]
     Libcontainer(String),

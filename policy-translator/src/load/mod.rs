@@ -20,9 +20,7 @@ use crate::yaml::{self, Node, Pos, Value};
 
 pub use audit::OPTIONAL_RECORDS;
 pub use filesystem::cli_bind;
-pub use network::{complement, merge_ports};
 pub use resources::capability;
-pub use syscalls::HANDSHAKE;
 
 use audit::{audit, AUDIT};
 use filesystem::{check_sandbox_overlaps, filesystem, FILESYSTEM};

@@ -5,8 +5,10 @@ use std::net::IpAddr;
 
 use super::{keyword, opt_bool};
 use crate::decode::{Decoder, Fields, Renamed, Shape};
+use crate::domain::Domain;
 use crate::limits::MAX_PORT_RANGES;
 use crate::plan::{Cidr, Mode, PortRange};
+use crate::ports::PortRanges;
 use crate::schema::*;
 
 pub(super) const NETWORK: Shape = Shape {
@@ -41,63 +43,6 @@ pub(super) const NETWORK: Shape = Shape {
     inert: &[],
 };
 
-fn domain(s: &str) -> Result<String, String> {
-    let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    let bare = name.strip_prefix("*.").unwrap_or(&name);
-    let ok = bare.contains('.')
-        && bare.len() <= 253
-        && bare.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        });
-    if ok {
-        Ok(name)
-    } else {
-        Err(format!("{s:?} is not a domain name or *.wildcard"))
-    }
-}
-
-/// Splits the complement of `allowed` into ranges: the ports a deny rule covers.
-/// Port 0 is a port like any other (TCP and UDP can be sent to it), so the
-/// complement starts there.
-pub fn complement(allowed: &[PortRange]) -> Vec<PortRange> {
-    let mut out = Vec::new();
-    let mut next: u32 = 0;
-    for p in allowed {
-        if u32::from(p.first) > next {
-            out.push(PortRange {
-                first: next as u16,
-                last: p.first - 1,
-            });
-        }
-        next = u32::from(p.last) + 1;
-    }
-    if next <= 65535 {
-        out.push(PortRange {
-            first: next as u16,
-            last: 65535,
-        });
-    }
-    out
-}
-
-/// Merges adjacent and overlapping ranges, so `80, 81, 82` costs one slot.
-pub fn merge_ports(mut ports: Vec<PortRange>) -> Vec<PortRange> {
-    ports.sort_by_key(|p| p.first);
-    let mut out: Vec<PortRange> = Vec::new();
-    for p in ports {
-        match out.last_mut() {
-            Some(last) if u32::from(p.first) <= u32::from(last.last) + 1 => {
-                last.last = last.last.max(p.last)
-            }
-            _ => out.push(p),
-        }
-    }
-    out
-}
-
 pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
     let cidrs = |d: &mut Decoder, key: &'static str| {
         f.get(key)
@@ -123,8 +68,8 @@ pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
                 )
             })
             .unwrap_or_default();
-        let merged = merge_ports(list);
-        if merged.len() > MAX_PORT_RANGES {
+        let merged = PortRanges::merged(list);
+        if !merged.fit() {
             d.error(
                 f.get(key).map_or(f.pos, |n| n.pos),
                 &f.path(key),
@@ -144,7 +89,7 @@ pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
                     n,
                     &f.path(key),
                     "write a name such as api.example.com or *.example.com",
-                    domain,
+                    |s| s.parse::<Domain>(),
                 )
             })
             .unwrap_or_default()
@@ -189,7 +134,7 @@ pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
     let allow_outgoing = ports(d, "allow_outgoing");
     if !allow_outgoing.is_empty() {
         let pos = f.get("allow_outgoing").map_or(f.pos, |n| n.pos);
-        if mode == Mode::DenyList && complement(&allow_outgoing).len() > MAX_PORT_RANGES {
+        if mode == Mode::DenyList && !allow_outgoing.complement().fit() {
             d.error(
                 pos,
                 &f.path("allow_outgoing"),
@@ -292,42 +237,5 @@ pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
                 )
             })
             .unwrap_or(false),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn complement_covers_everything_else() {
-        let c = complement(&[
-            PortRange {
-                first: 53,
-                last: 53,
-            },
-            PortRange {
-                first: 80,
-                last: 80,
-            },
-            PortRange {
-                first: 443,
-                last: 443,
-            },
-        ]);
-        let s: Vec<String> = c.iter().map(|p| p.to_string()).collect();
-        assert_eq!(s, ["0-52", "54-79", "81-442", "444-65535"]);
-        assert_eq!(
-            complement(&[PortRange {
-                first: 0,
-                last: 65535
-            }]),
-            vec![]
-        );
-        let from_1 = complement(&[PortRange {
-            first: 1,
-            last: 65535,
-        }]);
-        assert_eq!(from_1, vec![PortRange { first: 0, last: 0 }]);
     }
 }

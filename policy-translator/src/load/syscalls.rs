@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use super::{keyword, opt_bool};
 use crate::decode::{Decoder, Fields, Shape};
-use crate::families;
 use crate::schema::*;
 use crate::yaml::{Node, Pos, Value};
+use crate::{families, handover};
 
 pub(super) const SYSCALLS: Shape = Shape {
     fields: &[
@@ -34,20 +34,6 @@ const CONDITION: Shape = Shape {
     renamed: &[],
     inert: &[],
 };
-
-/// System calls libcontainer makes between installing the filter and exec'ing
-/// the agent (start handshake, environment check, exec): a filter that
-/// refuses them keeps every container from starting.
-pub const HANDSHAKE: &[&str] = &[
-    "accept4",
-    "read",
-    "write",
-    "sendmsg",
-    "close",
-    "statx",
-    "newfstatat",
-    "execve",
-];
 
 fn syscall_name(d: &mut Decoder, name: &str, pos: Pos, path: &str) -> Option<String> {
     if libseccomp::ScmpSyscall::from_name(name).is_ok() {
@@ -150,10 +136,8 @@ pub(super) fn syscalls(d: &mut Decoder, f: &Fields) -> Syscalls {
         }
     }
     if default_deny {
-        let missing: Vec<&str> = HANDSHAKE
-            .iter()
-            .filter(|h| !allow.iter().any(|(s, _)| s == *h))
-            .copied()
+        let missing: Vec<&str> = handover::start_calls()
+            .filter(|h| !allow.iter().any(|(s, _)| s == h))
             .collect();
         if !missing.is_empty() {
             d.error(
@@ -191,7 +175,7 @@ pub(super) fn syscalls(d: &mut Decoder, f: &Fields) -> Syscalls {
     for (name, pos) in &deny {
         let skipped: Vec<&str> = families::members(name)
             .into_iter()
-            .filter(|m| m != name && HANDSHAKE.contains(m))
+            .filter(|m| m != name && handover::starts(m))
             .collect();
         if !skipped.is_empty() {
             d.warn(
@@ -220,7 +204,7 @@ pub(super) fn syscalls(d: &mut Decoder, f: &Fields) -> Syscalls {
         }
     }
     for (name, pos) in &deny {
-        if HANDSHAKE.contains(&name.as_str()) {
+        if handover::starts(name) {
             d.error(
                 *pos,
                 &f.path("deny"),
