@@ -12,6 +12,7 @@ pub mod hostfs;
 pub mod limits;
 pub mod load;
 pub mod merge;
+pub mod oci;
 pub mod plan;
 pub mod ports;
 pub mod profiles;

@@ -11,14 +11,8 @@ use crate::schema::Policy;
 /// The shipped profiles, embedded so that `purple run --profile` works from
 /// any directory.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    (
-        "ai-dev-safe",
-        include_str!("../profiles/ai-dev-safe.yaml"),
-    ),
-    (
-        "cicd-worker",
-        include_str!("../profiles/cicd-worker.yaml"),
-    ),
+    ("ai-dev-safe", include_str!("../profiles/ai-dev-safe.yaml")),
+    ("cicd-worker", include_str!("../profiles/cicd-worker.yaml")),
     (
         "code-analyst",
         include_str!("../profiles/code-analyst.yaml"),
@@ -27,14 +21,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "data-retriever",
         include_str!("../profiles/data-retriever.yaml"),
     ),
-    (
-        "development",
-        include_str!("../profiles/development.yaml"),
-    ),
-    (
-        "honeypot",
-        include_str!("../profiles/honeypot.yaml"),
-    ),
+    ("development", include_str!("../profiles/development.yaml")),
+    ("honeypot", include_str!("../profiles/honeypot.yaml")),
     (
         "production-secure",
         include_str!("../profiles/production-secure.yaml"),
