@@ -411,6 +411,22 @@ mod tests {
     }
 
     #[test]
+    fn annotation_domains_meet_the_loaders_rule() {
+        // A hand-written plan once passed `*.com` (every .com name) and
+        // single labels that the loader refuses.
+        for bad in ["*.com", "localhost", "a..b", "x y.com"] {
+            let j = format!(r#"{{"mode":"allow-list","allowed_domains":["{bad}"]}}"#);
+            let err = NetworkPlan::from_json(&j).unwrap_err().to_string();
+            assert!(
+                err.contains(NETWORK_ANNOTATION) && err.contains("not a domain name"),
+                "{bad}: {err}"
+            );
+        }
+        let p = NetworkPlan::from_json(r#"{"blocked_domains":["*.Evil.Example.COM."]}"#).unwrap();
+        assert_eq!(p.blocked_domains[0].as_str(), "*.evil.example.com");
+    }
+
+    #[test]
     fn metadata_is_blocked_unless_allowed() {
         let none = NetworkPlan::from_annotations(None).unwrap();
         let rules = none.effective_rules();
