@@ -551,13 +551,10 @@ fn environment(p: &Policy, extra: &[String]) -> Vec<String> {
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// The OCI spec of `policy` running `process` from `rootfs` (relative to the
-/// bundle or absolute).
-pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, TranslateError> {
-    if process.args.is_empty() {
-        return Err(TranslateError::NoCommand);
-    }
-    let caps = effective_capabilities(&p.capabilities);
+/// The spec's `linux` section: namespaces, resources, masked and read-only
+/// paths, seccomp, id maps. Also what [`crate::merge`] tightens an engine's
+/// spec with.
+pub(crate) fn linux(p: &Policy) -> Value {
     let mut namespaces = vec![
         json!({"type": "user"}),
         json!({"type": "pid"}),
@@ -602,6 +599,12 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
         linux["uidMappings"] = map.clone();
         linux["gidMappings"] = map;
     }
+    linux
+}
+
+/// The `io.purple.*` annotations of a policy: the plans the runtime enforces
+/// and the policy itself for people.
+pub(crate) fn annotations(p: &Policy) -> Value {
     let mut annotations = json!({
         POLICY_NAME_ANNOTATION: p.name,
         NETWORK_ANNOTATION: NetworkPlan {
@@ -620,6 +623,18 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
         annotations[SESSION_ANNOTATION] =
             json!(serde_json::to_string(&session).expect("serialises"));
     }
+    annotations
+}
+
+/// The OCI spec of `policy` running `process` from `rootfs` (relative to the
+/// bundle or absolute).
+pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, TranslateError> {
+    if process.args.is_empty() {
+        return Err(TranslateError::NoCommand);
+    }
+    let caps = effective_capabilities(&p.capabilities);
+    let linux = linux(p);
+    let annotations = annotations(p);
     let spec = json!({
         "ociVersion": "1.0.2",
         "process": {
