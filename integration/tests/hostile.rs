@@ -149,11 +149,12 @@ fn a_policy_output_path_through_an_agent_link_is_refused() {
     std::os::unix::fs::chown(&output, Some(100_000), Some(100_000)).unwrap();
     std::os::unix::fs::symlink(target.path(), output.join("results")).unwrap();
     std::os::unix::fs::lchown(output.join("results"), Some(100_000), Some(100_000)).unwrap();
-    let dev =
-        fs::read_to_string(purple_integration::repo().join("bundles/policies/development.yaml"))
-            .unwrap()
-            .replace("name: development", "name: reuse")
-            .replace("\"./output\"", "\"./output/results\"");
+    let dev = fs::read_to_string(
+        purple_integration::repo().join("policy-translator/profiles/development.yaml"),
+    )
+    .unwrap()
+    .replace("name: development", "name: reuse")
+    .replace("\"./output\"", "\"./output/results\"");
     fs::write(work.path().join("reuse.yaml"), dev).unwrap();
     let id = unique_id("polreuse");
     let out = purple_in(

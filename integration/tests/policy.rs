@@ -28,7 +28,7 @@ fn shipped_profiles_validate_and_run_host_python() {
         .iter()
         .map(|p| {
             repo()
-                .join(format!("bundles/policies/{p}.yaml"))
+                .join(format!("policy-translator/profiles/{p}.yaml"))
                 .display()
                 .to_string()
         })

@@ -8,11 +8,12 @@
 //! its device allow-list), whatever `--privileged` opened. The image's other
 //! mounts, user and process stay as they are.
 
+use oci_spec::runtime::Linux;
 use serde_json::{json, Value};
 
-use crate::plan::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION};
+use crate::annotations::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION};
 use crate::schema::Policy;
-use crate::translate::{self, Process};
+use crate::translate;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MergeError {
@@ -172,19 +173,13 @@ pub fn tighten(
     policy: &Policy,
 ) -> Result<oci_spec::runtime::Spec, MergeError> {
     let bad = |e: serde_json::Error| MergeError::Spec(e.to_string());
-    let args = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.args().clone())
-        .unwrap_or_else(|| vec!["sh".into()]);
-    let process = Process {
-        args,
-        env: Vec::new(),
-        terminal: false,
-    };
-    let wanted = translate::spec(policy, &process, std::path::Path::new("rootfs"))
-        .map_err(|e| MergeError::Spec(e.to_string()))?;
-    let wanted = serde_json::to_value(&wanted).map_err(bad)?;
+    // Only the parts a profile tightens with, in the form a spec holds them
+    // (through oci-spec's types, as the translator's own spec is).
+    let linux: Linux = serde_json::from_value(translate::linux(policy)).map_err(bad)?;
+    let wanted = json!({
+        "linux": serde_json::to_value(&linux).map_err(bad)?,
+        "annotations": translate::annotations(policy),
+    });
     let mut out = serde_json::to_value(spec).map_err(bad)?;
 
     let annotations = entry(&mut out, "annotations", json!({}));
@@ -257,4 +252,43 @@ pub fn tighten(
     tighten_seccomp(linux, wanted["linux"].get("seccomp"), policy)?;
     tighten_host_access(&mut out, &wanted);
     serde_json::from_value(out).map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Context;
+    use crate::profiles;
+    use crate::translate::Process;
+
+    /// What a profile tightens with is what the translator puts in a spec
+    /// (merge once re-ran the whole translator to get it).
+    #[test]
+    fn the_parts_merged_are_the_translators() {
+        let ctx = Context {
+            base: "/".into(),
+            host_paths: false,
+        };
+        for (name, _) in profiles::BUILT_IN {
+            let policy = profiles::resolve_for_annotation(name, &ctx).unwrap().policy;
+            let process = Process {
+                args: vec!["sh".into()],
+                env: Vec::new(),
+                terminal: false,
+            };
+            let spec = translate::spec(&policy, &process, std::path::Path::new("rootfs")).unwrap();
+            let spec = serde_json::to_value(&spec).unwrap();
+            let linux: Linux = serde_json::from_value(translate::linux(&policy)).unwrap();
+            assert_eq!(
+                serde_json::to_value(&linux).unwrap(),
+                spec["linux"],
+                "{name}"
+            );
+            assert_eq!(
+                translate::annotations(&policy),
+                spec["annotations"],
+                "{name}"
+            );
+        }
+    }
 }

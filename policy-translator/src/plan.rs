@@ -11,12 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Annotation holding the JSON of a [`NetworkPlan`].
-pub const NETWORK_ANNOTATION: &str = "io.purple.network";
-/// Annotation naming the policy a bundle was translated from (for audit records).
-pub const POLICY_NAME_ANNOTATION: &str = "io.purple.policy.name";
-/// Annotation naming a profile the runtime merges into the spec at `create`.
-pub const PROFILE_ANNOTATION: &str = "io.purple.profile";
+use crate::annotations::NETWORK_ANNOTATION;
+use crate::domain::Domain;
 
 /// Cloud metadata endpoints, blocked unless a plan sets `allow_metadata`.
 pub const METADATA_CIDRS: &[&str] = &[
@@ -312,10 +308,10 @@ pub struct NetworkPlan {
     pub allow_rebinding: bool,
     /// Names whose addresses are allowed (allow-list) — `*.example.com` wildcards allowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_domains: Vec<String>,
+    pub allowed_domains: Vec<Domain>,
     /// Names whose addresses are denied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub blocked_domains: Vec<String>,
+    pub blocked_domains: Vec<Domain>,
     /// Resolvers the container's DNS goes to (for allow-lists: the upstreams
     /// of the runtime's DNS proxy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -412,6 +408,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn annotation_domains_meet_the_loaders_rule() {
+        // A hand-written plan once passed `*.com` (every .com name) and
+        // single labels that the loader refuses.
+        for bad in ["*.com", "localhost", "a..b", "x y.com"] {
+            let j = format!(r#"{{"mode":"allow-list","allowed_domains":["{bad}"]}}"#);
+            let err = NetworkPlan::from_json(&j).unwrap_err().to_string();
+            assert!(
+                err.contains(NETWORK_ANNOTATION) && err.contains("not a domain name"),
+                "{bad}: {err}"
+            );
+        }
+        let p = NetworkPlan::from_json(r#"{"blocked_domains":["*.Evil.Example.COM."]}"#).unwrap();
+        assert_eq!(p.blocked_domains[0].as_str(), "*.evil.example.com");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Finding policies by name: `./policies`, then `/etc/purple/policies`, then
-//! the profiles built into the binary (`bundles/policies/*.yaml`).
+//! the profiles built into the binary (`policy-translator/profiles/*.yaml`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,37 +11,25 @@ use crate::schema::Policy;
 /// The shipped profiles, embedded so that `purple run --profile` works from
 /// any directory.
 pub const BUILT_IN: &[(&str, &str)] = &[
-    (
-        "ai-dev-safe",
-        include_str!("../../bundles/policies/ai-dev-safe.yaml"),
-    ),
-    (
-        "cicd-worker",
-        include_str!("../../bundles/policies/cicd-worker.yaml"),
-    ),
+    ("ai-dev-safe", include_str!("../profiles/ai-dev-safe.yaml")),
+    ("cicd-worker", include_str!("../profiles/cicd-worker.yaml")),
     (
         "code-analyst",
-        include_str!("../../bundles/policies/code-analyst.yaml"),
+        include_str!("../profiles/code-analyst.yaml"),
     ),
     (
         "data-retriever",
-        include_str!("../../bundles/policies/data-retriever.yaml"),
+        include_str!("../profiles/data-retriever.yaml"),
     ),
-    (
-        "development",
-        include_str!("../../bundles/policies/development.yaml"),
-    ),
-    (
-        "honeypot",
-        include_str!("../../bundles/policies/honeypot.yaml"),
-    ),
+    ("development", include_str!("../profiles/development.yaml")),
+    ("honeypot", include_str!("../profiles/honeypot.yaml")),
     (
         "production-secure",
-        include_str!("../../bundles/policies/production-secure.yaml"),
+        include_str!("../profiles/production-secure.yaml"),
     ),
     (
         "secure-agent",
-        include_str!("../../bundles/policies/secure-agent.yaml"),
+        include_str!("../profiles/secure-agent.yaml"),
     ),
 ];
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::plan::{Cidr, Mode, PortRange};
+use crate::domain::Domain;
+use crate::plan::{Cidr, Mode};
+use crate::ports::PortRanges;
 use crate::supervision::Alerts;
 
 /// Default size of a scratch tmpfs when neither the path nor `scratch_size` says.
@@ -214,10 +216,10 @@ pub struct Network {
     pub mode: Mode,
     pub blocked_ips: Vec<Cidr>,
     pub allowed_ips: Vec<Cidr>,
-    pub allow_outgoing: Vec<PortRange>,
-    pub allow_incoming: Vec<PortRange>,
-    pub allowed_domains: Vec<String>,
-    pub blocked_domains: Vec<String>,
+    pub allow_outgoing: PortRanges,
+    pub allow_incoming: PortRanges,
+    pub allowed_domains: Vec<Domain>,
+    pub blocked_domains: Vec<Domain>,
     pub dns_servers: Vec<IpAddr>,
     pub allow_metadata: bool,
     /// `dns_rebinding: allow`: answers for allowed names may point into

@@ -7,10 +7,7 @@ use std::path::PathBuf;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Annotation holding the JSON of an [`AuditPlan`].
-pub const AUDIT_ANNOTATION: &str = "io.purple.audit";
-/// Annotation holding the JSON of a [`SessionPlan`].
-pub const SESSION_ANNOTATION: &str = "io.purple.session";
+use crate::annotations::{AUDIT_ANNOTATION, SESSION_ANNOTATION};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("annotation {annotation}: {reason}")]

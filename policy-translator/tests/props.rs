@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use purple_policy::load::{parse_policy, Context};
 use purple_policy::translate::{self, Process};
 
-const BASE: &str = include_str!("../../bundles/policies/secure-agent.yaml");
+const BASE: &str = include_str!("../profiles/secure-agent.yaml");
 
 fn ctx() -> Context {
     Context {

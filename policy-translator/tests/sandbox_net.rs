@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use purple_policy::annotations::NETWORK_ANNOTATION;
 use purple_policy::load::{parse_policy, Context};
-use purple_policy::plan::{Egress, NetworkPlan, NETWORK_ANNOTATION};
+use purple_policy::plan::{Egress, NetworkPlan};
 use purple_policy::schema::Policy;
 use purple_policy::translate::{self, Process};
 

@@ -26,8 +26,8 @@ use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process, Spec};
+use purple_policy::annotations::{AUDIT_ANNOTATION, POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
 use purple_policy::hostfs;
-use purple_policy::plan::{POLICY_NAME_ANNOTATION, PROFILE_ANNOTATION};
 use purple_policy::supervision::{AuditPlan, SessionPlan, SupervisionError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -87,7 +87,7 @@ pub enum LifecycleError {
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Supervision(#[from] SupervisionError),
-    #[error("annotation io.purple.audit: {0}")]
+    #[error("annotation {AUDIT_ANNOTATION}: {0}")]
     AuditPlan(String),
     #[error("{0}")]
     Libcontainer(String),
@@ -114,29 +114,6 @@ fn explain_cgroups(err: LifecycleError) -> LifecycleError {
     } else {
         err
     }
-}
-
-/// Merges the profile named by `io.purple.profile` into the spec (tighten
-/// only). The name comes from the bundle's author: only a profile's name is
-/// taken (built-in or under /etc/purple/policies), never a path, and a broken
-/// profile is reported without its text.
-fn apply_profile(spec: Spec, bundle: &Path) -> Result<Spec, LifecycleError> {
-    let Some(name) = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(PROFILE_ANNOTATION).cloned())
-    else {
-        return Ok(spec);
-    };
-    // The image brings its own filesystem: the profile's binds are not used.
-    let ctx = purple_policy::load::Context {
-        base: bundle.to_owned(),
-        host_paths: false,
-    };
-    let loaded = purple_policy::profiles::resolve_for_annotation(&name, &ctx)
-        .map_err(|e| LifecycleError::Profile(e.to_string()))?;
-    purple_policy::merge::tighten(&spec, &loaded.policy)
-        .map_err(|e| LifecycleError::Profile(e.to_string()))
 }
 
 /// Alert targets make root act on the host: run a command in the host's
@@ -543,10 +520,11 @@ impl Runtime {
         let bundle = Bundle::load(&opts.bundle)?;
         check_alert_source(&bundle.spec, self.annotation_alerts)?;
         let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
-        let mut spec = apply_profile(
+        let mut spec = purple_policy::oci::apply(
             bundle.effective_spec(default_cgroup.as_deref()),
             &bundle.dir,
-        )?;
+        )
+        .map_err(|e| LifecycleError::Profile(e.to_string()))?;
         // Rules are checked (and names resolved) before anything is created.
         let annotations = spec.annotations().clone();
         let shared_netns = egress::shares_caller_netns(&spec);

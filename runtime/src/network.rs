@@ -8,9 +8,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use purple_ebpf::maps::{Config, MAX_RULES, RULE_DNS, RULE_LOOPBACK};
-use purple_policy::plan::{
-    Action, Cidr, NetworkPlan, PlanError, Rule, NETWORK_ANNOTATION, SLIRP_GATEWAY,
-};
+use purple_policy::annotations::NETWORK_ANNOTATION;
+use purple_policy::plan::{Action, Cidr, NetworkPlan, PlanError, Rule, SLIRP_GATEWAY};
 
 use crate::dns::{self, AnswerPolicy, DnsConfig, DnsError, DomainRule, Prepared};
 
@@ -20,8 +19,6 @@ pub enum NetworkError {
     Plan(#[from] PlanError),
     #[error("{NETWORK_ANNOTATION} has {n} rules and domains; at most {MAX_RULES} fit")]
     TooManyRules { n: usize },
-    #[error("invalid domain {0:?}: use a name (api.example.com) or a wildcard (*.example.com)")]
-    Domain(String),
     #[error("{NETWORK_ANNOTATION} asks for network rules but this host has no cgroup2 hierarchy to attach eBPF programs to")]
     NoCgroup2,
     #[error("cannot enforce network rules: {0}")]
@@ -42,20 +39,6 @@ pub struct Enforcement {
     /// Whether the bundle asked for rules itself (else only the default
     /// metadata block applies, which a v1-only host cannot enforce).
     pub requested: bool,
-}
-
-/// A name or `*.` wildcard of hostname characters, at most 253 long.
-fn valid_domain(pattern: &str) -> bool {
-    let name = pattern.strip_prefix("*.").unwrap_or(pattern);
-    let name = name.strip_suffix('.').unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 /// The name of the rules that keep the caller's own addresses out of reach.
@@ -161,19 +144,15 @@ impl Enforcement {
             .iter()
             .map(|d| (d, Action::Allow))
             .chain(plan.blocked_domains.iter().map(|d| (d, Action::Deny)));
-        let domains = listed
+        // The names were checked when the plan was parsed (`Domain`).
+        let domains: Vec<DomainRule> = listed
             .enumerate()
-            .map(|(i, (pattern, action))| {
-                if !valid_domain(pattern) {
-                    return Err(NetworkError::Domain(pattern.clone()));
-                }
-                Ok(DomainRule {
-                    pattern: pattern.clone(),
-                    action,
-                    id: (rules.len() + i + 1) as u32,
-                })
+            .map(|(i, (pattern, action))| DomainRule {
+                pattern: pattern.to_string(),
+                action,
+                id: (rules.len() + i + 1) as u32,
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let n = rules.len() + domains.len();
         if n > MAX_RULES {
             return Err(NetworkError::TooManyRules { n });

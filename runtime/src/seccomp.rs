@@ -32,7 +32,7 @@ use libseccomp::{ScmpArch, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, Scmp
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall, Spec,
 };
-use purple_policy::argset;
+use purple_policy::{argset, handover};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -40,11 +40,6 @@ use crate::audit::Entry;
 
 /// Highest syscall number probed when a denying default is spelled out.
 const MAX_SYSCALL_NR: i32 = 1024;
-
-/// The calls libcontainer's init makes after loading the filter to hand the
-/// notify fd over (its channel): notified, they would wait for the very fd
-/// they are sending.
-const HANDOVER: [&str; 3] = ["write", "sendmsg", "recvmsg"];
 
 /// Calls i386 also reaches through `socketcall(2)`, whose arguments are in
 /// memory: libseccomp refuses rules with different actions on them once one
@@ -134,7 +129,7 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
     if seccomp.listener_path().is_some() {
         return None;
     }
-    if let Some(call) = HANDOVER.iter().find(|c| !allows(seccomp, c)) {
+    if let Some(call) = handover::handover_calls().find(|c| !allows(seccomp, c)) {
         tracing::warn!(
             "seccomp profile denies {call}, which handing the notify fd over needs: \
              its denials are enforced but not recorded"
@@ -156,7 +151,7 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
             .names()
             .iter()
             .cloned()
-            .partition(|n| HANDOVER.contains(&n.as_str()));
+            .partition(|n| handover::hands_over(n));
         if !kept.is_empty() {
             let mut r = rule.clone();
             r.set_names(kept);
@@ -199,7 +194,7 @@ pub fn rewrite(spec: &mut Spec, listener: &Path) -> Option<Profile> {
                 (0..MAX_SYSCALL_NR)
                     .filter_map(move |nr| ScmpSyscall::from(nr).get_name_by_arch(arch).ok())
             })
-            .filter(|n| !HANDOVER.contains(&n.as_str()) && !mentioned.contains(&n))
+            .filter(|n| !handover::hands_over(n) && !mentioned.contains(&n))
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -238,7 +233,7 @@ fn remainders(rules: &[LinuxSyscall]) -> Vec<LinuxSyscall> {
     names.dedup();
     let mut out = Vec::new();
     for name in names {
-        if HANDOVER.contains(&name.as_str()) {
+        if handover::hands_over(name) {
             continue;
         }
         let naming: Vec<&LinuxSyscall> =

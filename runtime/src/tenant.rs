@@ -26,7 +26,7 @@ use std::sync::Arc;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use oci_spec::runtime::{Capabilities, Capability, LinuxSeccomp, Process, Spec};
-use purple_policy::plan::PROFILE_ANNOTATION;
+use purple_policy::annotations::PROFILE_ANNOTATION;
 
 /// Stored next to the record at create: the filter exec'd processes get.
 pub const SECCOMP_FILE: &str = "exec-seccomp.json";

@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bundle_dir;
 mod interp;
 mod network;
 mod policy;

@@ -235,7 +235,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         terminal,
     };
     let spec = translate::spec(&policy, &process, &rootfs)?;
-    translate::write_bundle(&policy, &spec, &dir)?;
+    super::bundle_dir::write_bundle(&policy, &spec, &dir)?;
     super::interp::check(&policy, &host_rootfs, &process.args[0])?;
 
     let console = if terminal {

@@ -35,7 +35,7 @@ pub fn translate(args: Args) -> Result<i32> {
         terminal: false,
     };
     let spec = translate::spec(&loaded.policy, &process, &rootfs)?;
-    translate::write_bundle(&loaded.policy, &spec, &args.output)
+    super::bundle_dir::write_bundle(&loaded.policy, &spec, &args.output)
         .with_context(|| format!("cannot write bundle {}", args.output.display()))?;
     println!("{}", args.output.display());
     Ok(0)

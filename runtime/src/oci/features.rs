@@ -1,6 +1,7 @@
 //! `features`: what this runtime supports, as OCI features JSON.
 
 use anyhow::Result;
+use purple_policy::annotations::VERSION_ANNOTATION;
 use serde_json::json;
 
 pub fn features() -> Result<i32> {
@@ -38,7 +39,7 @@ pub fn features() -> Result<i32> {
             "intelRdt": { "enabled": false }
         },
         "annotations": {
-            "io.purple.version": env!("CARGO_PKG_VERSION"),
+            VERSION_ANNOTATION: env!("CARGO_PKG_VERSION"),
             "io.github.youki-dev.libcontainer.version": "0.7.0"
         }
     });

@@ -1,0 +1,86 @@
+//! `audit`: where records go, which optional ones are kept, and alerts.
+
+use super::absolute;
+use crate::decode::{Decoder, Fields, Inert, Shape};
+use crate::schema::*;
+use crate::supervision::Alerts;
+use crate::yaml::{Node, Value};
+
+pub(super) const AUDIT: Shape = Shape {
+    fields: &["enabled", "log_path", "record", "alerts"],
+    renamed: &[],
+    inert: &[Inert {
+        key: "detail_level",
+        why: "every violation is always recorded; ask for more with `record: [network.allowed]`",
+    }],
+};
+
+const ALERTS: Shape = Shape {
+    fields: &["command", "unix_socket", "http"],
+    renamed: &[],
+    inert: &[],
+};
+
+/// Record kinds a policy may ask for beyond violations.
+pub const OPTIONAL_RECORDS: &[&str] = &["network.allowed"];
+
+pub(super) fn audit(d: &mut Decoder, f: &Fields) -> Audit {
+    if let Some(n) = f.get("enabled") {
+        if d.bool(n, &f.path("enabled")) == Some(false) {
+            d.warn(
+                n.pos,
+                &f.path("enabled"),
+                "the audit trail cannot be turned off: violations are always recorded",
+                "remove `enabled: false`",
+            );
+        }
+    }
+    let record = f
+        .get("record")
+        .map(|n| {
+            d.parsed(
+                n,
+                &f.path("record"),
+                &format!("choose from: {}", OPTIONAL_RECORDS.join(", ")),
+                |s| {
+                    if OPTIONAL_RECORDS.contains(&s) {
+                        Ok(s.to_owned())
+                    } else {
+                        Err(format!("{s:?} is not an optional record kind"))
+                    }
+                },
+            )
+        })
+        .unwrap_or_default();
+    let alerts = f
+        .get("alerts")
+        .and_then(|n| {
+            let path = f.path("alerts");
+            let a = d.fields(n, &path, &ALERTS)?;
+            let command = match a.get("command") {
+                Some(Node { value: Value::Str(s), .. }) => vec![s.clone()],
+                Some(c) => d.strings(c, &a.path("command")).into_iter().map(|(s, _)| s).collect(),
+                None => Vec::new(),
+            };
+            let unix_socket = a.get("unix_socket").and_then(|s| absolute(d, s, &a.path("unix_socket")));
+            let http = a.get("http").and_then(|h| {
+                let p = a.path("http");
+                let url = d.string(h, &p)?;
+                if url.starts_with("http://") {
+                    Some(url)
+                } else {
+                    d.error(h.pos, &p, format!("{url:?} is not an http:// URL"), "write e.g. http://127.0.0.1:9000/alerts (plain HTTP to a host-local collector)");
+                    None
+                }
+            });
+            Some(Alerts { command, unix_socket, http })
+        })
+        .unwrap_or_default();
+    Audit {
+        log_path: f
+            .get("log_path")
+            .and_then(|n| absolute(d, n, &f.path("log_path"))),
+        record,
+        alerts,
+    }
+}
