@@ -177,7 +177,15 @@ fn podman_probe(
     let _ = fs::remove_file(&cidfile);
     let out = Command::new("nsenter")
         .arg(format!("--net={}", net.client_path()))
-        .args(["podman", "--runtime", "purple", "run", "--rm", "--network", "host"])
+        .args([
+            "podman",
+            "--runtime",
+            "purple",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+        ])
         .arg("--cidfile")
         .arg(&cidfile)
         .args(["--annotation", &format!("io.purple.profile={profile}")])
@@ -194,7 +202,10 @@ fn podman_probe(
         "" => Vec::new(),
         id => {
             // podman --rm deletes the container: its state and cgroups are gone.
-            assert!(!Path::new("/run/purple").join(id).exists(), "state of {id} left");
+            assert!(
+                !Path::new("/run/purple").join(id).exists(),
+                "state of {id} left"
+            );
             assert!(
                 !Path::new("/run/purple/.purple").join(id).exists(),
                 "record of {id} left"

@@ -707,7 +707,12 @@ fn filesystem(d: &mut Decoder, f: &Fields, ctx: &Context) -> Filesystem {
 fn positive_size(d: &mut Decoder, n: &Node, path: &str) -> Option<u64> {
     let size = d.unit(n, path, units::parse_size)?;
     if size == 0 {
-        d.error(n.pos, path, "a size limit of 0", "write the largest size allowed, e.g. \"1G\"");
+        d.error(
+            n.pos,
+            path,
+            "a size limit of 0",
+            "write the largest size allowed, e.g. \"1G\"",
+        );
         return None;
     }
     Some(size)

@@ -585,7 +585,8 @@ impl Runtime {
             init_start_time: None,
         };
         save_record(pdir, &record)?;
-        let disk_limits = crate::diskwatch::setup(id.as_str(), &spec, &session.output_limits, pdir)?;
+        let disk_limits =
+            crate::diskwatch::setup(id.as_str(), &spec, &session.output_limits, pdir)?;
         if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             let mut plain = seccomp.clone();
             seccomp::for_libcontainer(&mut plain);

@@ -123,9 +123,9 @@ pub fn setup(
 ) -> Result<DiskLimits, DiskError> {
     // Spread by container: two sandboxes set up at once look for free ids
     // in different places.
-    let spread = id
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    let spread = id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
     let first = PROJECT_BASE + (spread % 0x1000) * 16;
     let mut out = Vec::new();
     let mut projects: Vec<Project> = Vec::new();
@@ -273,7 +273,11 @@ fn walk(
             match open_at(Some(dir.as_fd()), name.as_bytes(), libc::O_DIRECTORY) {
                 Ok(sub) => walk(&sub, depth + 1, visit)?,
                 // Gone, or swapped for a link or file: not a directory of this tree.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -286,7 +290,8 @@ pub fn tree_size(dir: &OwnedFd) -> io::Result<u64> {
     let mut seen = HashSet::new();
     let mut total = 0u64;
     walk(dir, 1, &mut |_, _, st| {
-        if st.st_nlink <= 1 || st.st_mode & libc::S_IFMT == libc::S_IFDIR || seen.insert(st.st_ino) {
+        if st.st_nlink <= 1 || st.st_mode & libc::S_IFMT == libc::S_IFDIR || seen.insert(st.st_ino)
+        {
             total = total.saturating_add(st.st_blocks as u64 * 512);
         }
         Ok(())
@@ -339,10 +344,19 @@ fn tag_tree(root: &OwnedFd, id: u32) -> io::Result<()> {
         if kind != libc::S_IFDIR && kind != libc::S_IFREG {
             return Ok(());
         }
-        let flag = if kind == libc::S_IFDIR { libc::O_DIRECTORY } else { 0 };
+        let flag = if kind == libc::S_IFDIR {
+            libc::O_DIRECTORY
+        } else {
+            0
+        };
         let fd = match open_at(Some(dir), name.to_bytes(), flag) {
             Ok(fd) => fd,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                ) =>
+            {
                 return Ok(())
             }
             Err(e) => return Err(e),

@@ -24,8 +24,8 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 
 use crate::alert::Alerter;
-use crate::diskwatch::{self, DiskLimits};
 use crate::audit::{AuditError, AuditLog, Entry};
+use crate::diskwatch::{self, DiskLimits};
 use crate::network::RuleBook;
 use crate::pidfd;
 use crate::seccomp::{Notifier, Profile};
@@ -527,10 +527,8 @@ fn run(args: &SupervisorArgs, mut caller: Option<Caller>) -> Result<bool, AuditE
         };
         Some((pid, fd?))
     });
-    let mut disk = diskwatch::Watcher::new(
-        &args.disk_limits.clone().unwrap_or_default(),
-        args.init_pid,
-    );
+    let mut disk =
+        diskwatch::Watcher::new(&args.disk_limits.clone().unwrap_or_default(), args.init_pid);
     let mut exit_status = None;
     let mask = handled_signals();
     let sigfd = mask
