@@ -17,6 +17,7 @@
 source "$(dirname "$0")/lib.sh"
 need hyperfine iperf3 nsenter python3 slirp4netns
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 RUNS=${RUNS:-20} SECS=${SECONDS_PER_TEST:-5} REPS=${REPS:-3}
 if [ "$SMOKE" = 1 ]; then RUNS=2 SECS=1 REPS=1; fi
 PURPLE=$(dirname "$PURPLE_OCI")/purple
@@ -82,6 +83,7 @@ left=$(leftovers "$TAG" "$pr"; grep -lz "^PURPLE_SANDBOX=$TAG" /proc/[0-9]*/envi
   echo "## Sandbox network: private namespace (slirp4netns) against the shared namespace"
   echo
   host_description
+  echo "- load average at the start: $load_start"
   echo "- slirp4netns: $(slirp4netns --version | head -1), started with --configure --mtu 65520 --disable-host-loopback --enable-sandbox --enable-seccomp"
   echo
   echo "### \`purple run -- true\` ($RUNS runs, mean ± σ)"
@@ -100,8 +102,10 @@ EOF
   echo "|---|---|---|"
   for row in "caller's namespace, no sandbox|$direct" "sandbox, shared namespace (namespace: host)|$shared" "sandbox, private namespace + slirp4netns|$private"; do
     name=${row%%|*} vals=(${row#*|})
-    printf '| %s | %.2f | %s |\n' "$name" "$(echo "${vals[0]} / 1e9" | bc -l)" \
-      "$(for v in "${vals[@]:1}"; do printf '%.2f ' "$(echo "$v / 1e9" | bc -l)"; done)"
+    # awk, not bc: bc reads neither "1e9" nor iperf3's exponent notation.
+    gbit() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1e9 }'; }
+    printf '| %s | %s | %s |\n' "$name" "$(gbit "${vals[0]}")" \
+      "$(for v in "${vals[@]:1}"; do printf '%s ' "$(gbit "$v")"; done)"
   done
 } > "$OUT/netns.md"
 cat "$OUT/netns.md"

@@ -3,7 +3,9 @@
 //! Limits take the smaller value, capability sets their intersection,
 //! `noNewPrivileges` and a read-only root are switched on, system calls the
 //! profile denies are removed from the spec's allow rules and denied, and
-//! the profile's network, audit and session plans are attached. Devices,
+//! the profile's network, audit and session plans are attached (without
+//! output size limits: the profile's binds are not used), its per-file cap
+//! taken where lower. Devices,
 //! `/sys` and the cgroup mounts are cut back to the profile's (read-only,
 //! its device allow-list), whatever `--privileged` opened. The image's other
 //! mounts, user and process stay as they are.
@@ -11,8 +13,9 @@
 use oci_spec::runtime::Linux;
 use serde_json::{json, Value};
 
-use crate::annotations::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION};
+use crate::annotations::{NETWORK_ANNOTATION, POLICY_NAME_ANNOTATION, SESSION_ANNOTATION};
 use crate::schema::Policy;
+use crate::supervision::SessionPlan;
 use crate::translate;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,6 +72,28 @@ fn tighten_resources(res: &mut Value, profile: &Value) {
     }
     if let Some(io) = profile.get("blockIO") {
         entry(res, "blockIO", io.clone());
+    }
+}
+
+/// The profile's rlimit `want` (hard = soft), or the spec's where lower.
+fn tighten_rlimit(out: &mut Value, want: &Value) {
+    let Some(p) = out.get_mut("process").filter(|p| p.is_object()) else {
+        return;
+    };
+    let list = entry(p, "rlimits", json!([]));
+    let Some(list) = list.as_array_mut() else {
+        return;
+    };
+    let limit = want["hard"].as_u64().unwrap_or(u64::MAX);
+    match list.iter_mut().find(|l| l["type"] == want["type"]) {
+        Some(cur) => {
+            for k in ["hard", "soft"] {
+                if cur[k].as_u64().is_none_or(|c| c > limit) {
+                    cur[k] = json!(limit);
+                }
+            }
+        }
+        None => list.push(want.clone()),
     }
 }
 
@@ -195,6 +220,20 @@ pub fn tighten(
         }
     }
     annotations[POLICY_NAME_ANNOTATION] = json!(policy.name);
+    // The profile's binds are not used, so neither are their size limits.
+    if let Some(session) = annotations.get(SESSION_ANNOTATION).and_then(Value::as_str) {
+        let mut plan: SessionPlan = serde_json::from_str(session).map_err(bad)?;
+        plan.output_limits.clear();
+        let map = annotations.as_object_mut().expect("object");
+        if plan == SessionPlan::default() {
+            map.remove(SESSION_ANNOTATION);
+        } else {
+            map.insert(
+                SESSION_ANNOTATION.into(),
+                json!(serde_json::to_string(&plan).map_err(bad)?),
+            );
+        }
+    }
     // The engine brings the container's network: no user-mode egress of
     // Purple's (the runtime judges loopback and scopes abstract sockets
     // itself when the engine shares the host's namespace).
@@ -221,6 +260,13 @@ pub fn tighten(
                 env.push(json!(format!("{k}={v}")));
             }
         }
+    }
+    if let Some(cap) = wanted
+        .pointer("/process/rlimits")
+        .and_then(Value::as_array)
+        .and_then(|r| r.iter().find(|l| l["type"] == "RLIMIT_FSIZE"))
+    {
+        tighten_rlimit(&mut out, cap);
     }
     if policy.filesystem.read_only_root {
         if let Some(root) = out.get_mut("root").filter(|r| r.is_object()) {

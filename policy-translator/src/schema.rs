@@ -40,6 +40,9 @@ pub struct Bind {
     /// several distributions).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+    /// Output binds only: the most bytes the directory may hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,6 +59,9 @@ pub struct Filesystem {
     pub working_dir: String,
     pub read_only_root: bool,
     pub scratch_size: u64,
+    /// The largest file any process of the sandbox may write (RLIMIT_FSIZE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<u64>,
 }
 
 /// What happens to a denied system call.

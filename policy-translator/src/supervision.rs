@@ -64,6 +64,20 @@ pub struct SessionPlan {
     pub cpu_seconds: Option<u64>,
     #[serde(default = "default_grace")]
     pub grace_seconds: u64,
+    /// Size limits of output binds, enforced by project quotas where the
+    /// filesystem has them, else by the supervisor (which stops the sandbox).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_limits: Vec<OutputLimit>,
+}
+
+/// The most bytes the bind mounted at `path` in the sandbox may hold. The
+/// runtime takes the host directory from the spec's bind at that
+/// destination, never from the annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputLimit {
+    pub path: String,
+    pub max_bytes: u64,
 }
 
 fn default_grace() -> u64 {
@@ -76,6 +90,7 @@ impl Default for SessionPlan {
             timeout_seconds: None,
             cpu_seconds: None,
             grace_seconds: default_grace(),
+            output_limits: Vec::new(),
         }
     }
 }

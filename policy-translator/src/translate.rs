@@ -16,7 +16,7 @@ use crate::annotations::{
 };
 use crate::plan::{Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, SLIRP_DNS};
 use crate::schema::*;
-use crate::supervision::{AuditPlan, SessionPlan};
+use crate::supervision::{AuditPlan, OutputLimit, SessionPlan};
 use crate::{argset, families};
 
 /// PATH inside the sandbox unless the policy's environment sets one.
@@ -618,7 +618,20 @@ pub(crate) fn annotations(p: &Policy) -> Value {
     if audit != AuditPlan::default() {
         annotations[AUDIT_ANNOTATION] = json!(serde_json::to_string(&audit).expect("serialises"));
     }
-    let session = session_plan(&p.resources);
+    let session = SessionPlan {
+        output_limits: p
+            .filesystem
+            .output_paths
+            .iter()
+            .filter_map(|b| {
+                Some(OutputLimit {
+                    path: b.sandbox_path.clone(),
+                    max_bytes: b.max_size?,
+                })
+            })
+            .collect(),
+        ..session_plan(&p.resources)
+    };
     if session != SessionPlan::default() {
         annotations[SESSION_ANNOTATION] =
             json!(serde_json::to_string(&session).expect("serialises"));
@@ -644,7 +657,7 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
             "env": environment(p, &process.env),
             "cwd": p.filesystem.working_dir,
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps, "ambient": caps },
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
+            "rlimits": rlimits(&p.filesystem),
             "noNewPrivileges": p.capabilities.no_new_privileges,
         },
         "root": { "path": rootfs, "readonly": p.filesystem.read_only_root },
@@ -654,6 +667,18 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
         "annotations": annotations,
     });
     serde_json::from_value(spec).map_err(|e| TranslateError::Spec(e.to_string()))
+}
+
+/// The process's rlimits: open files, and the per-file cap if the policy has
+/// one (a write past it fails with EFBIG; SIGXFSZ, which would kill the
+/// writer, is what the kernel sends first, so the cap stops the process
+/// unless it ignores the signal).
+fn rlimits(fs: &Filesystem) -> Value {
+    let mut r = vec![json!({ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 })];
+    if let Some(max) = fs.max_file_size {
+        r.push(json!({ "type": "RLIMIT_FSIZE", "hard": max, "soft": max }));
+    }
+    json!(r)
 }
 
 /// A spec as stable text: oci-spec keeps annotations in a HashMap and

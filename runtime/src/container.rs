@@ -81,6 +81,8 @@ pub enum LifecycleError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Egress(#[from] EgressError),
+    #[error(transparent)]
+    Disk(#[from] crate::diskwatch::DiskError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
     #[error("{path}: {source}")]
@@ -561,6 +563,8 @@ impl Runtime {
             init_start_time: None,
         };
         save_record(pdir, &record)?;
+        let disk_limits =
+            crate::diskwatch::setup(id.as_str(), &spec, &session.output_limits, pdir)?;
         if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             let mut plain = seccomp.clone();
             seccomp::for_libcontainer(&mut plain);
@@ -714,6 +718,7 @@ impl Runtime {
                 init_start_time: record.init_start_time,
                 alerts: Some(audit_plan.alerts),
                 caller_fd,
+                disk_limits: Some(disk_limits),
             };
             let spid = supervisor::spawn(&self.root, &args, &fds)
                 .map_err(io_err(Path::new("supervisor")))?;
@@ -1018,6 +1023,11 @@ impl Runtime {
             if let Some(dir) = &rec.cgroup2_dir {
                 step(cgroup2::remove(dir, REMOVE_TIMEOUT).map_err(Into::into));
             }
+        }
+        let pdir = self.purple_dir(id);
+        if let Err(e) = crate::diskwatch::release(&pdir) {
+            tracing::debug!("delete of {id}: {e}");
+            failed.get_or_insert(io_err(&pdir)(e));
         }
         if let Some(e) = failed {
             return Err(e);

@@ -9,6 +9,7 @@ pub mod cgroupfs;
 pub mod cli;
 pub mod console;
 pub mod container;
+pub mod diskwatch;
 pub mod dns;
 pub mod egress;
 pub mod escape;

@@ -25,6 +25,7 @@ use std::os::unix::net::UnixListener;
 
 use crate::alert::Alerter;
 use crate::audit::{AuditError, AuditLog, Entry};
+use crate::diskwatch::{self, DiskLimits};
 use crate::network::RuleBook;
 use crate::pidfd;
 use crate::seccomp::{Notifier, Profile};
@@ -80,6 +81,9 @@ pub struct SupervisorArgs {
     /// when that process dies, the supervisor kills and deletes the container.
     #[arg(long, value_name = "FD")]
     pub caller_fd: Option<RawFd>,
+    /// Output binds' size limits (JSON).
+    #[arg(long, value_parser = json_arg::<DiskLimits>)]
+    pub disk_limits: Option<DiskLimits>,
 }
 
 fn json_arg<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
@@ -256,6 +260,10 @@ pub fn spawn(root: &Path, args: &SupervisorArgs, fds: &[RawFd]) -> std::io::Resu
     }
     if let Some(fd) = args.caller_fd {
         cmd.arg("--caller-fd").arg(fd.to_string());
+    }
+    if let Some(d) = args.disk_limits.as_ref().filter(|d| !d.0.is_empty()) {
+        cmd.arg("--disk-limits")
+            .arg(serde_json::to_string(d).expect("limits serialise"));
     }
     if fds.len() > MAX_FDS {
         return Err(std::io::Error::other("too many fds for the supervisor"));
@@ -519,6 +527,8 @@ fn run(args: &SupervisorArgs, mut caller: Option<Caller>) -> Result<bool, AuditE
         };
         Some((pid, fd?))
     });
+    let mut disk =
+        diskwatch::Watcher::new(&args.disk_limits.clone().unwrap_or_default(), args.init_pid);
     let mut exit_status = None;
     let mask = handled_signals();
     let sigfd = mask
@@ -548,6 +558,9 @@ fn run(args: &SupervisorArgs, mut caller: Option<Caller>) -> Result<bool, AuditE
             }
             if let Some(s) = &sigfd {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(d) = disk.fd() {
+                fds.push(PollFd::new(d, PollFlags::POLLIN));
             }
             if let Some((_, fd)) = &init {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
@@ -607,6 +620,11 @@ fn run(args: &SupervisorArgs, mut caller: Option<Caller>) -> Result<bool, AuditE
         }
         batch.extend(limits.iter_mut().filter_map(Counter::check));
         batch.extend(session.enforce());
+        let mut full = false;
+        batch.extend(disk.check(&mut full));
+        if full {
+            session.signal_all(libc::SIGKILL);
+        }
         let dropped = alerter.take_dropped();
         if dropped > 0 {
             batch.push(Entry::new("alert.dropped", json!({ "count": dropped })));

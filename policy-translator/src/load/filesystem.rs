@@ -18,6 +18,7 @@ pub(super) const FILESYSTEM: Shape = Shape {
         "working_dir",
         "read_only_root",
         "scratch_size",
+        "max_file_size",
     ],
     renamed: &[],
     inert: &[],
@@ -25,6 +26,12 @@ pub(super) const FILESYSTEM: Shape = Shape {
 
 const BIND: Shape = Shape {
     fields: &["host_path", "sandbox_path", "optional"],
+    renamed: &[],
+    inert: &[],
+};
+
+const OUTPUT_BIND: Shape = Shape {
+    fields: &["host_path", "sandbox_path", "optional", "max_size"],
     renamed: &[],
     inert: &[],
 };
@@ -248,6 +255,7 @@ pub fn cli_bind(spec: &str, ctx: &Context) -> Result<(Bind, bool), String> {
                 host_path,
                 sandbox_path,
                 optional: false,
+                max_size: None,
             },
             ro,
         )),
@@ -259,7 +267,11 @@ pub fn cli_bind(spec: &str, ctx: &Context) -> Result<(Bind, bool), String> {
 /// A bind of the policy; `writable` ones (output paths) may be missing (they
 /// are created) and may not touch the host's system directories.
 fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, writable: bool) -> Option<Bind> {
-    let f = d.fields(n, path, &BIND)?;
+    let f = d.fields(n, path, if writable { &OUTPUT_BIND } else { &BIND })?;
+    let max_size = match f.get("max_size") {
+        Some(m) => Some(positive_size(d, m, &f.path("max_size"))?),
+        None => None,
+    };
     let host = d.required(&f, "host_path");
     let sandbox = d.required(&f, "sandbox_path");
     let optional = opt_bool(d, &f, "optional", false);
@@ -276,6 +288,7 @@ fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, writable: bool) ->
             host_path: ctx.base.join(&raw),
             sandbox_path: sandbox_path?,
             optional,
+            max_size,
         });
     }
     match resolve_host(&raw, ctx, writable) {
@@ -293,6 +306,7 @@ fn bind(d: &mut Decoder, n: &Node, path: &str, ctx: &Context, writable: bool) ->
                 host_path,
                 sandbox_path: sandbox_path?,
                 optional,
+                max_size,
             })
         }
         Err(why) => {
@@ -368,7 +382,26 @@ pub(super) fn filesystem(d: &mut Decoder, f: &Fields, ctx: &Context) -> Filesyst
         working_dir,
         read_only_root: opt_bool(d, f, "read_only_root", true),
         scratch_size,
+        max_file_size: f
+            .get("max_file_size")
+            .and_then(|n| positive_size(d, n, &f.path("max_file_size"))),
     }
+}
+
+/// A size limit; 0 would mean "no limit" to the kernel's quotas and
+/// "nothing at all" to a reader, so it is refused.
+fn positive_size(d: &mut Decoder, n: &Node, path: &str) -> Option<u64> {
+    let size = d.unit(n, path, units::parse_size)?;
+    if size == 0 {
+        d.error(
+            n.pos,
+            path,
+            "a size limit of 0",
+            "write the largest size allowed, e.g. \"1G\"",
+        );
+        return None;
+    }
+    Some(size)
 }
 
 /// Two mounts at one sandbox path would silently shadow each other.
