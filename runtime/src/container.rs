@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,14 +36,14 @@ use crate::audit::{self, AuditLog, Entry};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
 use crate::cgroupfs::{self, CgroupMountError};
-use crate::dns;
 use crate::egress::{self, EgressError};
 use crate::id::ContainerId;
-use crate::network::{self, Enforcement, NetworkError, RuleBook, RULES_FILE};
+use crate::network::{self, Enforcement, NetworkError, RuleBook};
 use crate::pidfd;
 use crate::scope::ScopedExecutor;
-use crate::seccomp::{self, Interim, Notifier};
-use crate::supervisor::{self, SupervisorArgs};
+use crate::seccomp::{self, Interim, Profile};
+use crate::supervisor;
+use crate::supervisor::plan::{Fds, Init, Plan, PLAN_FILE};
 use crate::tenant;
 
 /// Reads of a state.json caught mid-rewrite before giving up (5 ms apart).
@@ -272,8 +272,6 @@ fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
     hostfs::write_private(&path, &json).map_err(io_err(&path))
 }
 
-/// The seccomp rules' original actions, next to the record.
-const SECCOMP_PROFILE: &str = "seccomp.json";
 /// The supervisor's seccomp listener (`linux.seccomp.listenerPath`), next to the record.
 const SECCOMP_SOCKET: &str = "seccomp.sock";
 
@@ -380,6 +378,11 @@ impl Runtime {
         self.root.join(".purple").join(id.as_str())
     }
 
+    /// The supervisor plan of `id` (see [`Plan`]).
+    fn plan_path(&self, id: &ContainerId) -> PathBuf {
+        self.purple_dir(id).join(PLAN_FILE)
+    }
+
     /// The private bundle `purple run` writes for `id`; delete removes it.
     pub fn run_bundle(&self, id: &ContainerId) -> PathBuf {
         self.root.join("bundles").join(id.as_str())
@@ -415,7 +418,7 @@ impl Runtime {
     /// zombie, so that `exited` carries init's exit status.
     pub fn await_supervisor(&self, id: &ContainerId) {
         if let Some(pid) = self.record(id).and_then(|r| r.supervisor_pid) {
-            supervisor::wait_exit(pid, id.as_str(), Duration::from_secs(2));
+            supervisor::wait_exit(pid, &self.plan_path(id), Duration::from_secs(2));
         }
     }
 
@@ -583,18 +586,21 @@ impl Runtime {
             init_start_time: None,
         };
         save_record(pdir, &record)?;
-        if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            let mut plain = seccomp.clone();
-            seccomp::for_libcontainer(&mut plain);
-            let path = pdir.join(tenant::SECCOMP_FILE);
-            let json = serde_json::to_vec(&plain).expect("seccomp profiles serialise");
-            hostfs::write_private(&path, &json).map_err(io_err(&path))?;
-        }
+        // The filter exec'd processes get when the supervisor does not answer.
+        let exec_seccomp =
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().clone())
+                .map(|mut plain| {
+                    seccomp::for_libcontainer(&mut plain);
+                    plain
+                });
         if record.bpf_dir.is_some() {
             // Refused before the container exists, not after.
             purple_ebpf::pin_root().map_err(NetworkError::from)?;
         }
-        let interim = self.seccomp_listener(id, &record, &mut spec, pdir)?;
+        let (interim, seccomp_profile) =
+            self.seccomp_listener(id, &record, &mut spec, pdir)?.unzip();
         seccomp::spec_for_libcontainer(&mut spec);
         let effective = pdir.join("bundle");
         bundle::write_spec(&spec, &effective)?;
@@ -657,11 +663,7 @@ impl Runtime {
             }
             None => None,
         };
-        let rules_path = pdir.join(RULES_FILE);
-        let json = serde_json::to_vec(&enforcement.rules).expect("rules serialise");
-        hostfs::write_private(&rules_path, &json).map_err(io_err(&rules_path))?;
         let mut resolver = enforcement.prepare_resolver(pid.as_raw())?;
-        let dns_config = pdir.join(dns::CONFIG_FILE);
         if let Some(bpf_dir) = &record.bpf_dir {
             let port = resolver.as_ref().map(|r| r.config.port);
             enforcement.attach(
@@ -671,8 +673,7 @@ impl Runtime {
                 audit_plan.record_allowed,
             )?;
             if let Some(r) = &mut resolver {
-                r.install(bpf_dir, &dns_config)
-                    .map_err(NetworkError::from)?;
+                r.install(bpf_dir).map_err(NetworkError::from)?;
             }
         }
         self.audit(
@@ -690,16 +691,6 @@ impl Runtime {
                 reason: "libcontainer never sent the seccomp notify fd".into(),
             });
         }
-        // The supervisor inherits the resolver's descriptors (3, 4, 5 and the
-        // reserved upstream sockets, as dns.json says), then the seccomp
-        // listener and notify fds.
-        let mut fds: Vec<RawFd> = resolver
-            .as_ref()
-            .map(|r| r.fds().iter().map(|fd| fd.as_raw_fd()).collect())
-            .unwrap_or_default();
-        let first_seccomp = 3 + fds.len() as RawFd;
-        let seccomp_fds = notifier.as_ref().map(Notifier::raw_fds).unwrap_or_default();
-        fds.extend(&seccomp_fds);
         // A pidfd names the caller even if its pid is reused after it dies.
         let caller = match opts.tied_to_caller {
             true => Some(
@@ -708,40 +699,51 @@ impl Runtime {
             ),
             false => None,
         };
-        let caller_fd = caller.as_ref().map(|fd| {
-            fds.push(fd.as_raw_fd());
-            2 + fds.len() as RawFd
-        });
-        // The helper exits when its exit pipe closes: the supervisor holds the
-        // write end (last), so the helper lives exactly as long as the sandbox.
-        fds.extend(helper.as_ref().map(|h| h.exit.as_raw_fd()));
-        if let Some(log) = &record.audit_log {
-            let args = SupervisorArgs {
-                id: id.to_string(),
-                log: log.clone(),
-                policy: record.policy.clone(),
-                counters: record
-                    .cgroups_path
-                    .as_deref()
-                    .map(|p| supervisor::counters(p, cgroup2_dir.as_deref()))
-                    .unwrap_or_default(),
-                cgroup2: cgroup2_dir,
-                pins: record.bpf_dir.clone().filter(|d| d.exists()),
-                rules: Some(rules_path),
-                dns: resolver.as_ref().map(|_| dns_config),
-                seccomp_profile: notifier.as_ref().map(|_| pdir.join(SECCOMP_PROFILE)),
-                seccomp_fds: (first_seccomp..).take(seccomp_fds.len()).collect(),
-                session: Some(session),
-                init_pid: Some(pid.as_raw()),
-                init_start_time: record.init_start_time,
-                alerts: Some(audit_plan.alerts),
-                caller_fd,
-            };
-            let spid = supervisor::spawn(&self.root, &args, &fds)
-                .map_err(io_err(Path::new("supervisor")))?;
-            record.supervisor_pid = Some(spid);
-            save_record(pdir, &record)?;
+        let Some(log) = &record.audit_log else {
+            return Ok(container);
+        };
+        let (listener, notify) = notifier.as_ref().map(|n| n.handover()).unzip();
+        let (fds, sources) = Fds {
+            resolver: resolver.as_ref().map(|r| r.fds()),
+            seccomp_listener: listener,
+            seccomp_notify: notify.unwrap_or_default(),
+            caller: caller.as_ref().map(|fd| fd.as_fd()),
+            // The helper exits when its exit pipe closes: the supervisor holds
+            // the write end, so the helper lives exactly as long as the sandbox.
+            egress_exit: helper.as_ref().map(|h| h.exit.as_fd()),
         }
+        .assign()
+        .map_err(|e| io_err(Path::new("supervisor"))(io::Error::other(e)))?;
+        let plan = Plan {
+            id: id.to_string(),
+            root: self.root.clone(),
+            log: log.clone(),
+            policy: record.policy.clone(),
+            counters: record
+                .cgroups_path
+                .as_deref()
+                .map(|p| cgroup2::limit_counters(p, cgroup2_dir.as_deref()))
+                .unwrap_or_default(),
+            cgroup2: cgroup2_dir,
+            pins: record.bpf_dir.clone().filter(|d| d.exists()),
+            rules: enforcement.rules,
+            dns: resolver.as_ref().map(|r| r.config.clone()),
+            seccomp: seccomp_profile.filter(|_| notifier.is_some()),
+            exec_seccomp,
+            session,
+            alerts: audit_plan.alerts,
+            init: Some(Init {
+                pid: pid.as_raw(),
+                start_time: record.init_start_time,
+            }),
+            fds,
+        };
+        let plan_path = self.plan_path(id);
+        plan.save(&plan_path).map_err(io_err(&plan_path))?;
+        let spid =
+            supervisor::spawn(&plan_path, &sources).map_err(io_err(Path::new("supervisor")))?;
+        record.supervisor_pid = Some(spid);
+        save_record(pdir, &record)?;
         Ok(container)
     }
 
@@ -754,22 +756,21 @@ impl Runtime {
         record: &Record,
         spec: &mut Spec,
         pdir: &Path,
-    ) -> Result<Option<Interim>, LifecycleError> {
+    ) -> Result<Option<(Interim, Profile)>, LifecycleError> {
         let socket = pdir.join(SECCOMP_SOCKET);
         let Some(profile) = seccomp::rewrite(spec, &socket) else {
             return Ok(None);
         };
-        let path = pdir.join(SECCOMP_PROFILE);
-        let json = serde_json::to_vec(&profile).expect("profiles serialise");
-        hostfs::write_private(&path, &json).map_err(io_err(&path))?;
         let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(io_err(&socket))?;
-        let notifier = Notifier::new(listener, Vec::new(), profile).map_err(io_err(&socket))?;
+        let notifier = seccomp::Notifier::new(listener, Vec::new(), profile.clone())
+            .map_err(io_err(&socket))?;
         let (rt, id, record) = (self.clone(), id.clone(), record.clone());
-        Ok(Some(Interim::start(notifier, move |entries| {
+        let interim = Interim::start(notifier, move |entries| {
             for e in entries {
                 rt.audit(&id, &record, e);
             }
-        })))
+        });
+        Ok(Some((interim, profile)))
     }
 
     /// Appends one record to the container's audit log. Auditing never stops
@@ -806,7 +807,7 @@ impl Runtime {
                 Entry::new("lifecycle", json!({"event": "started"})),
             );
             if let Some(pid) = rec.supervisor_pid {
-                supervisor::started(pid, id.as_str());
+                supervisor::started(pid, &self.plan_path(id));
             }
         }
         if let (Some(pid), Some(before)) = (c.pid(), before) {
@@ -874,9 +875,12 @@ impl Runtime {
         }
     }
 
-    /// The names of the rule ids the container's programs count and report.
+    /// The names of the rule ids the container's programs count and report
+    /// (none known when its plan is unreadable).
     pub fn rule_book(&self, id: &ContainerId) -> RuleBook {
-        RuleBook::load(&self.purple_dir(id).join(RULES_FILE))
+        Plan::load(&self.plan_path(id))
+            .map(|p| p.rule_book())
+            .unwrap_or_default()
     }
 
     /// Sends `signal` (a raw number, real-time signals included) to the init
@@ -1026,7 +1030,7 @@ impl Runtime {
             };
             // Stopped first, so that its last records precede "deleted".
             if let Some(pid) = rec.supervisor_pid {
-                supervisor::stop(pid, id.as_str());
+                supervisor::stop(pid, &self.plan_path(id));
             }
             if let Some(pid) = rec.egress_pid {
                 egress::stop(pid, id.as_str());
@@ -1147,14 +1151,12 @@ impl Runtime {
             .with_pid_file(opts.pid_file.as_ref())
             .map_err(lc)?
             .with_preserved_fds(opts.preserve_fds);
-        let filter = pdir.join(tenant::SECCOMP_FILE);
+        let plan = Plan::load(&self.plan_path(id)).map_err(|e| LifecycleError::Inconsistent {
+            id: id.clone(),
+            reason: e.to_string(),
+        })?;
         let mut filtered = None;
-        if let Ok(json) = fs::read(&filter) {
-            let plain =
-                serde_json::from_slice(&json).map_err(|e| LifecycleError::Inconsistent {
-                    id: id.clone(),
-                    reason: format!("{} is unreadable: {e}", filter.display()),
-                })?;
+        if let Some(plain) = plan.exec_seccomp {
             // The effective bundle holds the filter rewritten to notify, when
             // Purple rewrote it (a bundle's own listener is left alone).
             let socket = pdir.join(SECCOMP_SOCKET);

@@ -177,16 +177,6 @@ fn is_ours(pid: u32, id: &str) -> bool {
     env.split(|b| *b == 0).any(|kv| kv == mark.as_bytes())
 }
 
-fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
 /// Stops the helper `pid` of container `id` if it still is that process,
 /// and waits until it is gone (reaped, when it is this process's child).
 pub fn stop(pid: u32, id: &str) {
@@ -202,7 +192,7 @@ pub fn stop(pid: u32, id: &str) {
     if !is_ours(pid, id) {
         // Already exited (its supervisor went first): a zombie has no
         // environment left. Reaped here when it is this process's child.
-        if is_zombie(pid) {
+        if crate::pidfd::is_zombie(pid as i32) {
             let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
         }
         return;

@@ -16,13 +16,37 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`; None once the pid is free.
-pub fn start_time(pid: i32) -> Option<u64> {
+/// Fields 3 (state) onwards of `/proc/<pid>/stat`; None once the pid is free.
+fn stat(pid: i32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: fields
     // after it start behind the last ')', with field 3 first.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Field `n` (numbered as in proc(5)) of `/proc/<pid>/stat`.
+fn stat_field(fields: &[String], n: usize) -> Option<&str> {
+    fields.get(n.checked_sub(3)?).map(String::as_str)
+}
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`; None once the pid is free.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_field(&stat(pid)?, 22)?.parse().ok()
+}
+
+/// Whether `pid` is a zombie (exited, not reaped yet); false once it is free.
+pub fn is_zombie(pid: i32) -> bool {
+    stat(pid).is_some_and(|f| stat_field(&f, 3) == Some("Z"))
+}
+
+/// The wait status of `pid` while it is a zombie (field 52, `exit_code`).
+pub fn zombie_status(pid: i32) -> Option<i32> {
+    let fields = stat(pid)?;
+    if stat_field(&fields, 3)? != "Z" {
+        return None;
+    }
+    stat_field(&fields, 52)?.parse().ok()
 }
 
 /// A pidfd for `pid`, whatever process holds it now.

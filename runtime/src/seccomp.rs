@@ -489,8 +489,16 @@ impl Notifier {
         })
     }
 
-    /// The listener first, then the notify fds (the supervisor's command line order).
-    pub fn raw_fds(&self) -> Vec<RawFd> {
+    /// What the supervisor inherits: the listener and the notify fds.
+    pub fn handover(&self) -> (BorrowedFd<'_>, Vec<BorrowedFd<'_>>) {
+        (
+            self.listener.as_fd(),
+            self.fds.iter().map(AsFd::as_fd).collect(),
+        )
+    }
+
+    /// The listener first, then the notify fds.
+    fn raw_fds(&self) -> Vec<RawFd> {
         std::iter::once(self.listener.as_raw_fd())
             .chain(self.fds.iter().map(|f| f.as_raw_fd()))
             .collect()
