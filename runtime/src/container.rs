@@ -929,27 +929,32 @@ impl Runtime {
     }
 
     pub fn pause(&self, id: &ContainerId) -> Result<(), LifecycleError> {
-        let mut c = self.load(id)?;
-        if c.status() != ContainerStatus::Running {
-            return Err(LifecycleError::WrongStatus {
-                id: id.clone(),
-                want: "running",
-                status: c.status().to_string().to_lowercase(),
-            });
-        }
-        c.pause().map_err(lc)
+        self.set_frozen(id, true)
     }
 
     pub fn resume(&self, id: &ContainerId) -> Result<(), LifecycleError> {
+        self.set_frozen(id, false)
+    }
+
+    /// Freezes a running container (`pause`) or thaws a paused one (`resume`).
+    fn set_frozen(&self, id: &ContainerId, frozen: bool) -> Result<(), LifecycleError> {
         let mut c = self.load(id)?;
-        if c.status() != ContainerStatus::Paused {
+        let (from, want) = match frozen {
+            true => (ContainerStatus::Running, "running"),
+            false => (ContainerStatus::Paused, "paused"),
+        };
+        if c.status() != from {
             return Err(LifecycleError::WrongStatus {
                 id: id.clone(),
-                want: "paused",
+                want,
                 status: c.status().to_string().to_lowercase(),
             });
         }
-        c.resume().map_err(lc)
+        match frozen {
+            true => c.pause(),
+            false => c.resume(),
+        }
+        .map_err(lc)
     }
 
     /// Applies new resource limits to a live container's cgroup.

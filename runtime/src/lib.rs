@@ -19,6 +19,7 @@ pub mod network;
 pub mod oci;
 pub mod pidfd;
 pub mod scope;
+pub mod sealed;
 pub mod seccomp;
 pub mod signal;
 pub mod supervisor;

@@ -37,7 +37,7 @@ use crate::seccomp::Notifier;
 use plan::{Fds, Plan};
 use session::{Counter, Session};
 
-pub use spawn::{remember_binary, spawn, started, stop, wait_exit};
+pub use spawn::{spawn, started, stop, wait_exit};
 
 /// The supervisor's command line: the plan and nothing else.
 #[derive(Debug, Clone, clap::Args)]

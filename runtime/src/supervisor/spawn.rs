@@ -13,22 +13,6 @@ use super::plan::MAX_FDS;
 use super::{handled_signals, STARTED};
 use crate::pidfd;
 
-/// Carries the runtime binary's path on disk across pentacle's re-exec from
-/// the sealed copy (set by [`remember_binary`]).
-const BINARY_ENV: &str = "PURPLE_RUNTIME_BINARY";
-
-/// Records where the running binary lives on disk; call it first in `main`,
-/// before `pentacle::ensure_sealed` re-executes the process from a sealed
-/// memfd copy (afterwards /proc/self/exe names the copy). libcontainer
-/// clears the environment before the container's program runs.
-pub fn remember_binary() {
-    if !pentacle::is_sealed() {
-        if let Ok(exe) = std::env::current_exe() {
-            std::env::set_var(BINARY_ENV, exe);
-        }
-    }
-}
-
 /// The binary the supervisor runs: the file on disk, not the sealed copy.
 /// The supervisor never enters the container (only a thread of it enters
 /// the network namespace, which gives no view of host processes), so it needs
@@ -37,10 +21,7 @@ pub fn remember_binary() {
 /// as the supervisor lives, where the file's pages are shared by every
 /// supervisor through the page cache.
 fn binary() -> PathBuf {
-    std::env::var_os(BINARY_ENV)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+    crate::sealed::on_disk()
 }
 
 /// Starts the supervisor of the plan at `plan` as a daemon (own session, no
