@@ -14,6 +14,8 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use std::time::{Duration, Instant};
+
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// Fields 3 (state) onwards of `/proc/<pid>/stat`; None once the pid is free.
@@ -62,6 +64,24 @@ pub fn open(pid: i32) -> Option<OwnedFd> {
 pub fn open_verified(pid: i32, start: u64) -> Option<OwnedFd> {
     let fd = open(pid)?;
     (start_time(pid) == Some(start)).then_some(fd)
+}
+
+/// Waits up to `timeout` for the process behind `fd` to exit (a pidfd is
+/// readable from that moment); false if it still runs.
+pub fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Whether the process behind `fd` has exited (a pidfd polls readable then).

@@ -1,13 +1,11 @@
 //! Starting, signalling and stopping the supervisor process from the
 //! lifecycle commands.
 
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::time::Duration;
 
 use super::plan::MAX_FDS;
 use super::{handled_signals, STARTED};
@@ -108,7 +106,6 @@ pub fn stop(pid: u32, plan: &Path) {
 /// records written); false if it is still running. Waits on a pidfd, which
 /// is readable from the moment the process exits, rather than polling /proc.
 pub fn wait_exit(pid: u32, plan: &Path, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
     // Opened before the check: the pidfd keeps naming this process even if
     // the pid is reused after it is reaped.
     let Some(fd) = pidfd::open(pid as i32) else {
@@ -117,16 +114,5 @@ pub fn wait_exit(pid: u32, plan: &Path, timeout: Duration) -> bool {
     if !is_ours(pid, plan) || pidfd::is_zombie(pid as i32) {
         return true;
     }
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut p,
-            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(n) => return n > 0,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return false,
-        }
-    }
+    pidfd::wait_exit(&fd, timeout)
 }
