@@ -249,10 +249,10 @@ pub enum Limit {
 
 impl Limit {
     /// The kind of the record a hit becomes.
-    pub fn kind(self) -> &'static str {
+    pub fn kind(self) -> purple_audit::Kind {
         match self {
-            Limit::Oom => "resource.oom",
-            Limit::Pids => "resource.pids",
+            Limit::Oom => purple_audit::Kind::ResourceOom,
+            Limit::Pids => purple_audit::Kind::ResourcePids,
         }
     }
 }

@@ -202,7 +202,7 @@ impl Runtime {
         self.audit(
             id,
             &draft.record,
-            Entry::new("lifecycle", json!({"event": "created", "pid": pid})),
+            Entry::new(Kind::Lifecycle, json!({"event": "created", "pid": pid})),
         );
         self.start_supervisor(id, opts, pdir, draft, network, pid, cgroup2_dir)?;
         Ok(container)
@@ -494,7 +494,7 @@ impl Runtime {
             self.audit(
                 id,
                 &rec,
-                Entry::new("lifecycle", json!({"event": "started"})),
+                Entry::new(Kind::Lifecycle, json!({"event": "started"})),
             );
             if let Some(pid) = rec.supervisor_pid {
                 supervisor::started(pid, &self.plan_path(id));

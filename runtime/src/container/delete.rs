@@ -94,7 +94,7 @@ impl Runtime {
             self.audit(
                 id,
                 rec,
-                Entry::new("lifecycle", json!({"event": "deleted"})),
+                Entry::new(Kind::Lifecycle, json!({"event": "deleted"})),
             );
         }
         for dir in [self.state_dir(id), self.purple_dir(id), self.run_bundle(id)] {

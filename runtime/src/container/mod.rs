@@ -32,7 +32,7 @@ use purple_policy::supervision::{AuditPlan, SessionPlan, SupervisionError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{self, AuditLog, Entry};
+use crate::audit::{self, AuditLog, Entry, Kind};
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cgroup2::{self, Cgroup2Error};
 use crate::cgroupfs::{self, CgroupMountError};

@@ -35,7 +35,7 @@ pub use learned::{Held, GRACE};
 pub use names::DomainRule;
 
 use crate::alert::Alerter;
-use crate::audit::{AuditLog, Entry};
+use crate::audit::{AuditLog, Entry, Kind};
 use crate::supervisor::plan::ResolverFds;
 use learned::{lifetime, Learned};
 use upstream::Upstreams;
@@ -396,7 +396,7 @@ fn keep_fresh(proxy: &proxy::Proxy, mut refresh: Vec<Refresh>) {
             let kept = learned.extend_rule(r.rule.id, SystemTime::now() + RETRY + GRACE);
             drop(learned);
             proxy.record(Entry {
-                kind: "dns.error".into(),
+                kind: Kind::DnsError,
                 pid: None,
                 comm: None,
                 rule: Some(r.rule.label()),
@@ -420,7 +420,7 @@ fn keep_fresh(proxy: &proxy::Proxy, mut refresh: Vec<Refresh>) {
 /// The audit record of a resolver that could not start.
 pub fn failure(e: &DnsError) -> Entry {
     Entry::new(
-        "dns.error",
+        Kind::DnsError,
         serde_json::json!({ "error": e.to_string(), "effect": "DNS queries go unanswered" }),
     )
 }

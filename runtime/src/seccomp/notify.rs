@@ -3,6 +3,7 @@
 //! [`Interim`] thread that answers for `create` until the supervisor runs.
 
 use super::*;
+use crate::audit::Kind;
 
 /// Receives one notification on `fd`, answers it and returns its record
 /// (`None` if the notification vanished: the caller died meanwhile).
@@ -48,12 +49,12 @@ pub fn handle(fd: BorrowedFd<'_>, profile: &Profile) -> Option<Entry> {
         details["errno"] = json!(e);
     }
     let kind = if verdict == Verdict::Log {
-        "syscall.logged"
+        Kind::SyscallLogged
     } else {
-        "syscall.denied"
+        Kind::SyscallDenied
     };
     Some(Entry {
-        kind: kind.into(),
+        kind,
         pid: Some(req.pid),
         comm: comm.filter(|_| valid),
         rule: Some(rule),

@@ -30,7 +30,7 @@ use purple_policy::plan::Action;
 use serde_json::{json, Value};
 
 use crate::alert::Alerter;
-use crate::audit::{AuditError, AuditLog, Entry};
+use crate::audit::{AuditError, AuditLog, Entry, Kind};
 use crate::network::RuleBook;
 use crate::pidfd;
 use crate::seccomp::Notifier;
@@ -61,8 +61,8 @@ fn entry(e: &Event, rules: &RuleBook) -> Entry {
         n => n.to_string(),
     };
     let kind = match e.action {
-        Action::Allow => "network.allowed",
-        Action::Deny => "network.blocked",
+        Action::Allow => Kind::NetworkAllowed,
+        Action::Deny => Kind::NetworkBlocked,
     };
     let mut details = json!({
         "hook": hook,
@@ -77,7 +77,7 @@ fn entry(e: &Event, rules: &RuleBook) -> Entry {
         details["ipv4"] = json!(form.embedded(a).to_string());
     }
     Entry {
-        kind: kind.into(),
+        kind,
         pid: (e.pid != 0).then_some(e.pid),
         comm: (!e.comm.is_empty()).then(|| e.comm.clone()),
         rule: Some(rules.label(e.rule_id)),
@@ -136,7 +136,7 @@ impl Caller {
 /// The record of a part of the supervisor that failed, and what that costs.
 fn failure(component: &str, error: impl std::fmt::Display, effect: &str) -> Entry {
     Entry::new(
-        "supervisor.error",
+        Kind::SupervisorError,
         json!({ "component": component, "error": error.to_string(), "effect": effect }),
     )
 }
@@ -376,7 +376,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         batch.extend(session.enforce());
         let dropped = alerter.take_dropped();
         if dropped > 0 {
-            batch.push(Entry::new("alert.dropped", json!({ "count": dropped })));
+            batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
         write(&mut log, &batch)?;
         let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
@@ -388,7 +388,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 if orphaned {
                     details["reason"] = json!("caller died");
                 }
-                write(&mut log, &[Entry::new("lifecycle", details)])?;
+                write(&mut log, &[Entry::new(Kind::Lifecycle, details)])?;
             }
             // Told to stop: whoever stops it deletes the container.
             return Ok(orphaned && !stop);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use purple_policy::supervision::SessionPlan;
 use serde_json::json;
 
-use crate::audit::Entry;
+use crate::audit::{Entry, Kind};
 use crate::cgroup2::LimitCounter;
 
 /// A kernel counter of limit hits, with the value last reported.
@@ -76,7 +76,7 @@ impl Session {
         let over = |budget: &str, limit: u64, used: Duration| {
             (used.as_secs_f64() >= limit as f64).then(|| {
                 Entry::new(
-                    "resource.timeout",
+                    Kind::ResourceTimeout,
                     json!({
                         "budget": budget,
                         "limit_seconds": limit,
