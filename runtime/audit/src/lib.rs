@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod kind;
+
+pub use kind::Kind;
+
 /// Version of the record layout (`schema` field).
 pub const SCHEMA: u32 = 1;
 /// Where logs go unless the policy names a path.
@@ -320,82 +324,6 @@ pub fn parse_lines(path: &Path, text: &[u8], first_line: usize) -> Result<Vec<Re
 /// policy asks to have recorded (a kind this version does not know is one).
 pub fn is_violation(kind: &str) -> bool {
     Kind::parse(kind).is_none_or(Kind::is_violation)
-}
-
-/// The kinds of record Purple writes (a record's `kind`, as a string in the
-/// log: readers keep kinds they do not know).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// `created`, `started`, `exited`, `deleted`.
-    #[default]
-    Lifecycle,
-    NetworkBlocked,
-    NetworkAllowed,
-    DnsDenied,
-    DnsError,
-    SyscallDenied,
-    SyscallLogged,
-    ResourceOom,
-    ResourcePids,
-    ResourceTimeout,
-    AlertDropped,
-    SupervisorError,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 12] = [
-        Kind::Lifecycle,
-        Kind::NetworkBlocked,
-        Kind::NetworkAllowed,
-        Kind::DnsDenied,
-        Kind::DnsError,
-        Kind::SyscallDenied,
-        Kind::SyscallLogged,
-        Kind::ResourceOom,
-        Kind::ResourcePids,
-        Kind::ResourceTimeout,
-        Kind::AlertDropped,
-        Kind::SupervisorError,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Lifecycle => "lifecycle",
-            Kind::NetworkBlocked => "network.blocked",
-            Kind::NetworkAllowed => "network.allowed",
-            Kind::DnsDenied => "dns.denied",
-            Kind::DnsError => "dns.error",
-            Kind::SyscallDenied => "syscall.denied",
-            Kind::SyscallLogged => "syscall.logged",
-            Kind::ResourceOom => "resource.oom",
-            Kind::ResourcePids => "resource.pids",
-            Kind::ResourceTimeout => "resource.timeout",
-            Kind::AlertDropped => "alert.dropped",
-            Kind::SupervisorError => "supervisor.error",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-
-    pub fn is_violation(self) -> bool {
-        !matches!(self, Kind::Lifecycle | Kind::NetworkAllowed)
-    }
-
-    /// Records of this kind stand for `details.count` events.
-    pub fn counts(self) -> bool {
-        matches!(
-            self,
-            Kind::ResourceOom | Kind::ResourcePids | Kind::AlertDropped
-        )
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Counts of a log's records: violations by kind and by the rule that
