@@ -102,6 +102,24 @@ fn records_once(path: &Path, kind: &str) -> Vec<Value> {
     }
 }
 
+/// The log's `supervisor.error` record (waited for).
+fn supervisor_error(log: &Path) -> Value {
+    let recs = records_once(log, "supervisor.error");
+    recs.into_iter()
+        .find(|r| r["kind"] == "supervisor.error")
+        .unwrap_or_else(|| panic!("no supervisor.error in {}", read(log)))
+}
+
+/// The supervisor wrote `exited` once the sandbox emptied.
+fn assert_exited(log: &Path) {
+    let recs = records_once(log, "lifecycle");
+    assert!(
+        recs.iter()
+            .any(|r| r["kind"] == "lifecycle" && r["details"]["event"] == "exited"),
+        "{recs:?}"
+    );
+}
+
 fn wait_exit(child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().unwrap().is_none() {
@@ -175,11 +193,7 @@ fn a_ring_buffer_that_cannot_be_opened_is_on_record() {
     fs::create_dir(&pins).unwrap();
     let p = plan(&id, dir.path(), &sandbox, json!({ "pins": pins }));
     let mut sup = supervise(&p, dir.path());
-    let recs = records_once(&p.log, "supervisor.error");
-    let err = recs
-        .iter()
-        .find(|r| r["kind"] == "supervisor.error")
-        .unwrap_or_else(|| panic!("no supervisor.error in {recs:?}"));
+    let err = supervisor_error(&p.log);
     assert_eq!(err["details"]["component"], "network events");
     assert!(
         err["details"]["effect"]
@@ -196,12 +210,7 @@ fn a_ring_buffer_that_cannot_be_opened_is_on_record() {
     );
     sandbox.sleep.kill().unwrap();
     wait_exit(&mut sup);
-    let recs = records_once(&p.log, "lifecycle");
-    assert!(
-        recs.iter()
-            .any(|r| r["kind"] == "lifecycle" && r["details"]["event"] == "exited"),
-        "{recs:?}"
-    );
+    assert_exited(&p.log);
 }
 
 #[test]
@@ -222,11 +231,7 @@ fn a_seccomp_listener_that_was_not_inherited_fails_closed() {
         }),
     );
     let mut sup = supervise(&p, dir.path());
-    let recs = records_once(&p.log, "supervisor.error");
-    let err = recs
-        .iter()
-        .find(|r| r["kind"] == "supervisor.error")
-        .unwrap_or_else(|| panic!("no supervisor.error in {recs:?}"));
+    let err = supervisor_error(&p.log);
     assert!(
         err["details"]["error"]
             .as_str()
@@ -246,10 +251,5 @@ fn a_seccomp_listener_that_was_not_inherited_fails_closed() {
         !sandbox.alive(),
         "the sandbox outlived its seccomp listener"
     );
-    let recs = records_once(&p.log, "lifecycle");
-    assert!(
-        recs.iter()
-            .any(|r| r["kind"] == "lifecycle" && r["details"]["event"] == "exited"),
-        "{recs:?}"
-    );
+    assert_exited(&p.log);
 }
