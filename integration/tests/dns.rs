@@ -32,10 +32,11 @@ fn allow_list() -> Value {
     })
 }
 
-/// The resolver's port, from the container's record.
+/// The resolver's port, from the container's supervisor plan.
 fn resolver_port(a: &Agent) -> u16 {
-    let cfg: Value = serde_json::from_slice(&fs::read(a.record_file("dns.json")).unwrap()).unwrap();
-    cfg["port"].as_u64().unwrap() as u16
+    let plan: Value =
+        serde_json::from_slice(&fs::read(a.record_file("plan.json")).unwrap()).unwrap();
+    plan["dns"]["port"].as_u64().unwrap() as u16
 }
 
 /// Sockets bound to 127.0.0.1:`port` in the client namespace (hex as in /proc/net).

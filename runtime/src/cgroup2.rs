@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+use serde::{Deserialize, Serialize};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -233,5 +234,73 @@ mod tests {
         };
         let dir = of_process(std::process::id() as i32, &mount).unwrap();
         assert!(dir.join("cgroup.procs").exists(), "{dir:?}");
+    }
+}
+
+/// A limit the kernel counts hits of in a cgroup file of `key value` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// OOM kills (`resource.oom` records).
+    Oom,
+    /// Forks refused by the pids limit (`resource.pids` records).
+    Pids,
+}
+
+impl Limit {
+    /// The kind of the record a hit becomes.
+    pub fn kind(self) -> purple_audit::Kind {
+        match self {
+            Limit::Oom => purple_audit::Kind::ResourceOom,
+            Limit::Pids => purple_audit::Kind::ResourcePids,
+        }
+    }
+}
+
+/// Where the kernel counts hits of one limit: `key` in `file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitCounter {
+    pub limit: Limit,
+    pub file: PathBuf,
+    pub key: String,
+}
+
+impl LimitCounter {
+    fn new(limit: Limit, file: PathBuf, key: &str) -> Self {
+        Self {
+            limit,
+            file,
+            key: key.to_owned(),
+        }
+    }
+
+    /// The counter's value now; None while the file is unreadable.
+    pub fn read(&self) -> Option<u64> {
+        fs::read_to_string(&self.file)
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix(self.key.as_str())?.trim().parse().ok())
+    }
+}
+
+/// The limit counters of a container's cgroups (`cgroups_path` of the spec,
+/// and its cgroup2 directory): OOM kills and refused forks, in the v1
+/// controllers' files where they exist, else in the cgroup2 directory's.
+pub fn limit_counters(cgroups_path: &Path, cgroup2: Option<&Path>) -> Vec<LimitCounter> {
+    let rel = cgroups_path.strip_prefix("/").unwrap_or(cgroups_path);
+    let v1 = Path::new(CGROUP_ROOT).join("memory").join(rel);
+    if v1.exists() {
+        let pids = Path::new(CGROUP_ROOT).join("pids").join(rel);
+        return vec![
+            LimitCounter::new(Limit::Oom, v1.join("memory.oom_control"), "oom_kill"),
+            LimitCounter::new(Limit::Pids, pids.join("pids.events"), "max"),
+        ];
+    }
+    match cgroup2 {
+        Some(dir) => vec![
+            LimitCounter::new(Limit::Oom, dir.join("memory.events"), "oom_kill"),
+            LimitCounter::new(Limit::Pids, dir.join("pids.events"), "max"),
+        ],
+        None => Vec::new(),
     }
 }

@@ -33,7 +33,7 @@ use purple_policy::supervision::OutputLimit;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::Entry;
+use crate::audit::{Entry, Kind};
 
 /// The projects `create` set up, next to the record: what `delete` undoes.
 const QUOTAS_FILE: &str = "quotas.json";
@@ -555,7 +555,7 @@ impl Watcher {
             if let Some(why) = why {
                 details["error"] = json!(why);
             }
-            out.push(Entry::new("resource.disk", details));
+            out.push(Entry::new(Kind::ResourceDisk, details));
         }
         out
     }

@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -177,32 +177,18 @@ fn is_ours(pid: u32, id: &str) -> bool {
     env.split(|b| *b == 0).any(|kv| kv == mark.as_bytes())
 }
 
-fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
 /// Stops the helper `pid` of container `id` if it still is that process,
 /// and waits until it is gone (reaped, when it is this process's child).
 pub fn stop(pid: u32, id: &str) {
     // Opened before the check: the pidfd keeps naming this process even if
     // the pid is reused after it is reaped.
-    // SAFETY: pidfd_open(2) takes no pointers.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
-    if raw < 0 {
+    let Some(fd) = crate::pidfd::open(pid as i32) else {
         return;
-    }
-    // SAFETY: pidfd_open just returned this fd, owned by nobody else.
-    let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw as i32) };
+    };
     if !is_ours(pid, id) {
         // Already exited (its supervisor went first): a zombie has no
         // environment left. Reaped here when it is this process's child.
-        if is_zombie(pid) {
+        if crate::pidfd::is_zombie(pid as i32) {
             let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
         }
         return;
@@ -210,21 +196,9 @@ pub fn stop(pid: u32, id: &str) {
     let pid = Pid::from_raw(pid as i32);
     // Nothing to flush: user-mode NAT keeps no state worth a grace period.
     let _ = kill(pid, Signal::SIGKILL);
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut p,
-            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Ok(0) => {
-                tracing::warn!("{SLIRP4NETNS} {pid} of {id} still runs after SIGKILL");
-                return;
-            }
-            _ => break,
-        }
+    if !crate::pidfd::wait_exit(&fd, STOP_TIMEOUT) {
+        tracing::warn!("{SLIRP4NETNS} {pid} of {id} still runs after SIGKILL");
+        return;
     }
     // Reaped here when `purple run` started it; otherwise its parent is gone
     // and init reaps it.

@@ -2,7 +2,8 @@
 //! libcontainer, plus the parts Purple adds to a container's lifecycle.
 
 pub mod alert;
-pub mod audit;
+/// The audit log (the `purple-audit` crate, which outside verifiers use alone).
+pub use purple_audit as audit;
 pub mod bundle;
 pub mod cgroup2;
 pub mod cgroupfs;
@@ -20,6 +21,7 @@ pub mod network;
 pub mod oci;
 pub mod pidfd;
 pub mod scope;
+pub mod sealed;
 pub mod seccomp;
 pub mod signal;
 pub mod supervisor;

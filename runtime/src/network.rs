@@ -3,7 +3,6 @@
 //! Purple's resolver (`crate::dns`).
 
 use std::collections::HashMap;
-use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +10,7 @@ use purple_ebpf::maps::{Config, MAX_RULES, RULE_DNS, RULE_LOOPBACK};
 use purple_policy::annotations::NETWORK_ANNOTATION;
 use purple_policy::plan::{Action, Cidr, NetworkPlan, PlanError, Rule, SLIRP_GATEWAY};
 
-use crate::dns::{self, AnswerPolicy, DnsConfig, DnsError, DomainRule, Prepared};
+use crate::dns::{AnswerPolicy, DnsError, DomainRule, Prepared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -228,11 +227,8 @@ pub fn pin_dir(id: &str) -> PathBuf {
     Path::new(purple_ebpf::PIN_ROOT).join(id)
 }
 
-/// The effective rule list in a container's record directory.
-pub const RULES_FILE: &str = "rules.json";
-
-/// Names of the rule ids a container's programs report, from the files its
-/// record directory holds (`rules.json`, and `dns.json` with a resolver).
+/// Names of the rule ids a container's programs report (from its
+/// supervisor plan: the rules, and the resolver's domains).
 #[derive(Debug, Clone, Default)]
 pub struct RuleBook {
     pub rules: Vec<Rule>,
@@ -240,21 +236,6 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
-    /// Reads `rules` and the `dns.json` next to it; what is missing is empty.
-    pub fn load(rules: &Path) -> Self {
-        let read = |p: &Path| fs::read(p).ok();
-        let dns = rules
-            .parent()
-            .map(|d| d.join(dns::CONFIG_FILE))
-            .and_then(|p| DnsConfig::load(&p).ok());
-        Self {
-            rules: read(rules)
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default(),
-            domains: dns.map(|d| d.domains).unwrap_or_default(),
-        }
-    }
-
     /// `#3 deny 1.1.1.1/32`, `#7 allowed domain *.example.com`, ...
     pub fn label(&self, id: u32) -> String {
         if id == RULE_DNS {

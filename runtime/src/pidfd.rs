@@ -14,15 +14,41 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use std::time::{Duration, Instant};
+
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`; None once the pid is free.
-pub fn start_time(pid: i32) -> Option<u64> {
+/// Fields 3 (state) onwards of `/proc/<pid>/stat`; None once the pid is free.
+fn stat(pid: i32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: fields
     // after it start behind the last ')', with field 3 first.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Field `n` (numbered as in proc(5)) of `/proc/<pid>/stat`.
+fn stat_field(fields: &[String], n: usize) -> Option<&str> {
+    fields.get(n.checked_sub(3)?).map(String::as_str)
+}
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`; None once the pid is free.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_field(&stat(pid)?, 22)?.parse().ok()
+}
+
+/// Whether `pid` is a zombie (exited, not reaped yet); false once it is free.
+pub fn is_zombie(pid: i32) -> bool {
+    stat(pid).is_some_and(|f| stat_field(&f, 3) == Some("Z"))
+}
+
+/// The wait status of `pid` while it is a zombie (field 52, `exit_code`).
+pub fn zombie_status(pid: i32) -> Option<i32> {
+    let fields = stat(pid)?;
+    if stat_field(&fields, 3)? != "Z" {
+        return None;
+    }
+    stat_field(&fields, 52)?.parse().ok()
 }
 
 /// A pidfd for `pid`, whatever process holds it now.
@@ -38,6 +64,24 @@ pub fn open(pid: i32) -> Option<OwnedFd> {
 pub fn open_verified(pid: i32, start: u64) -> Option<OwnedFd> {
     let fd = open(pid)?;
     (start_time(pid) == Some(start)).then_some(fd)
+}
+
+/// Waits up to `timeout` for the process behind `fd` to exit (a pidfd is
+/// readable from that moment); false if it still runs.
+pub fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => return n > 0,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Whether the process behind `fd` has exited (a pidfd polls readable then).

@@ -28,9 +28,6 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use oci_spec::runtime::{Capabilities, Capability, LinuxSeccomp, Process, Spec};
 use purple_policy::annotations::PROFILE_ANNOTATION;
 
-/// Stored next to the record at create: the filter exec'd processes get.
-pub const SECCOMP_FILE: &str = "exec-seccomp.json";
-
 /// The seccomp filter an exec'd process gets.
 #[derive(Clone)]
 pub enum Filter {

@@ -8,16 +8,10 @@ use purple_runtime::logging::{self, one_line};
 use purple_runtime::oci::{dispatch, Cli};
 
 fn main() -> ExitCode {
-    purple_runtime::supervisor::remember_binary();
     let cli = Cli::parse();
-    // A process inside the container can reach this binary through
-    // /proc/<pid>/exe while we are in its namespaces (CVE-2019-5736): run from a
-    // sealed memfd copy, but only for commands that enter a container.
-    if cli.command.enters_container() {
-        if let Err(e) = pentacle::ensure_sealed() {
-            eprintln!("purple-oci: cannot seal the runtime binary: {e}");
-            return ExitCode::from(1);
-        }
+    if let Err(code) = purple_runtime::sealed::prepare("purple-oci", cli.command.enters_container())
+    {
+        return code;
     }
     let logger = match logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
         Ok(l) => l,

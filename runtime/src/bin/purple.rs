@@ -8,13 +8,9 @@ use purple_runtime::escape::lines_for_terminal;
 use purple_runtime::logging::{self, one_line};
 
 fn main() -> ExitCode {
-    purple_runtime::supervisor::remember_binary();
     let cli = Cli::parse();
-    if cli.command.enters_container() {
-        if let Err(e) = pentacle::ensure_sealed() {
-            eprintln!("purple: cannot seal the runtime binary: {e}");
-            return ExitCode::from(1);
-        }
+    if let Err(code) = purple_runtime::sealed::prepare("purple", cli.command.enters_container()) {
+        return code;
     }
     if let Err(e) = logging::init(None, logging::LogFormat::Text, cli.debug) {
         eprintln!("purple: cannot set up logging: {e}");

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
-use crate::audit::{self, Record};
+use crate::audit::{self, Kind, Record};
 use crate::container::Runtime;
 
 /// Show a container's audit log: a table by default, JSON lines with --json.
@@ -210,7 +210,7 @@ fn show(path: &Path, filter: &Filter, follow: bool, json: bool) -> Result<i32> {
         print(&mut out, &records, filter, json)?;
         let deleted = records
             .iter()
-            .any(|r| r.kind == "lifecycle" && r.details["event"] == "deleted");
+            .any(|r| r.kind == Kind::Lifecycle.as_str() && r.details["event"] == "deleted");
         if !follow || deleted {
             return Ok(0);
         }

@@ -46,7 +46,7 @@ pub enum Command {
     Audit(audit::Args),
     /// The per-container supervisor: `run` starts it from this binary.
     #[command(hide = true)]
-    Supervise(crate::supervisor::SupervisorArgs),
+    Supervise(crate::supervisor::SuperviseArgs),
     /// Egress decisions of a container: rule hits and totals.
     Network(network::Args),
 }
@@ -68,7 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Profiles => profiles::profiles(),
         Command::Audit(a) => audit::audit(a, &cli.root),
         Command::Supervise(a) => {
-            crate::supervisor::supervise(&a, &cli.root)?;
+            crate::supervisor::supervise(&a)?;
             Ok(0)
         }
         Command::Network(a) => network::network(a, &cli.root),

@@ -15,6 +15,7 @@ use purple_policy::translate::{self, Process, DEFAULT_PATH};
 use crate::audit;
 use crate::console::{self, ConsoleSocket, RawTerminal};
 use crate::container::{CreateOptions, Runtime};
+use crate::foreground::Run;
 use crate::id::ContainerId;
 
 /// Where the agent's current directory appears, read-only.
@@ -262,14 +263,11 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         ..CreateOptions::default()
     };
     let started = Instant::now();
-    let container = rt
-        .create(&id, &opts)
-        .with_context(|| format!("cannot create container \"{id}\""))?;
+    let run = Run::create(&rt, &id, &opts)?;
     // The effective copy under the state directory is the one that stays:
     // one file with the caller's environment values, not two.
     let config = dir.join("config.json");
     if let Err(e) = std::fs::remove_file(&config) {
-        let _ = rt.delete(&id, true);
         bail!("cannot remove {}: {e}", config.display());
     }
     let log = rt.record(&id).and_then(|r| r.audit_log);
@@ -280,18 +278,14 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         }
         None => None,
     };
-    if let Err(e) = rt.start(&id) {
-        let _ = rt.delete(&id, true);
-        return Err(e.into());
-    }
-    let pid = container.pid().context("container has no init pid")?;
-    let code = crate::foreground::wait(pid, &|| rt.await_supervisor(&id));
+    run.start()?;
+    let code = run.wait();
     if let Some((raw, output)) = io {
         let _ = output.join();
         drop(raw);
     }
     let peak = peak_memory(&rt, &id);
-    rt.delete(&id, true)?;
+    run.delete()?;
     let code = code?;
     if !args.quiet {
         let line = summary(code, started, peak, log.as_deref());

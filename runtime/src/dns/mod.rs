@@ -21,7 +21,7 @@ pub mod wire;
 use std::collections::HashSet;
 use std::fs;
 use std::net::{IpAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,8 @@ pub use learned::{Held, GRACE};
 pub use names::DomainRule;
 
 use crate::alert::Alerter;
-use crate::audit::{AuditLog, Entry};
+use crate::audit::{AuditLog, Entry, Kind};
+use crate::supervisor::plan::ResolverFds;
 use learned::{lifetime, Learned};
 use upstream::Upstreams;
 
@@ -67,9 +68,6 @@ pub enum DnsError {
     Config { path: PathBuf, reason: String },
 }
 
-/// The supervisor's configuration, in the container's record directory.
-pub const CONFIG_FILE: &str = "dns.json";
-
 /// After a failed refresh, the next attempt.
 const RETRY: Duration = Duration::from_secs(5);
 /// How often the supervisor looks for expired addresses and due names.
@@ -82,7 +80,8 @@ pub struct Refresh {
     pub at: SystemTime,
 }
 
-/// What the supervisor needs to serve (`dns.json` next to `rules.json`).
+/// What the supervisor needs to serve (the `dns` of its plan; its sockets
+/// are the plan's `fds.resolver`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DnsConfig {
     pub mode: Mode,
@@ -96,21 +95,6 @@ pub struct DnsConfig {
     /// Addresses in the maps when `create` handed over.
     pub held: Vec<Held>,
     pub refresh: Vec<Refresh>,
-    /// Descriptors the supervisor inherits: network namespace, UDP, TCP.
-    pub fds: [RawFd; 3],
-    /// Then the reserved upstream sockets, one per upstream in order.
-    pub reserved: Vec<RawFd>,
-}
-
-impl DnsConfig {
-    pub fn load(path: &Path) -> Result<Self, DnsError> {
-        let err = |reason: String| DnsError::Config {
-            path: path.to_owned(),
-            reason,
-        };
-        let bytes = fs::read(path).map_err(|e| err(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))
-    }
 }
 
 /// The nameservers of the container's resolv.conf that the resolver can
@@ -240,7 +224,6 @@ impl Prepared {
             Ok((l, netns::own_networks()?, upstreams, resolved))
         })?;
         answers.own_networks = own;
-        let n = upstreams.reserved.len() as RawFd;
         Ok(Self {
             config: DnsConfig {
                 mode,
@@ -251,8 +234,6 @@ impl Prepared {
                 port: listeners.port,
                 held: Vec::new(),
                 refresh: Vec::new(),
-                fds: [3, 4, 5],
-                reserved: (6..6 + n).collect(),
             },
             netns,
             udp: listeners.udp,
@@ -263,9 +244,9 @@ impl Prepared {
     }
 
     /// Puts the names resolved at create into the container's maps (pinned in
-    /// `pins`, programs attached, init not started yet) and writes the
-    /// supervisor's configuration to `path`.
-    pub fn install(&mut self, pins: &Path, path: &Path) -> Result<(), DnsError> {
+    /// `pins`, programs attached, init not started yet) and completes the
+    /// supervisor's configuration with them.
+    pub fn install(&mut self, pins: &Path) -> Result<(), DnsError> {
         let hosts = purple_ebpf::LearnedHosts::open(pins)?;
         let mut learned = Learned::new(hosts, self.config.fixed.iter().copied().collect());
         let now = SystemTime::now();
@@ -281,19 +262,17 @@ impl Prepared {
             })
             .collect::<Result<_, DnsError>>()?;
         self.config.held = learned.held();
-        let json = serde_json::to_vec(&self.config).expect("DNS config serialises");
-        purple_policy::hostfs::write_private(path, &json).map_err(|e| DnsError::Config {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        Ok(())
     }
 
-    /// What the supervisor inherits, in the order of `DnsConfig::fds` and
-    /// `DnsConfig::reserved`.
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut fds = vec![self.netns.as_fd(), self.udp.as_fd(), self.tcp.as_fd()];
-        fds.extend(self.reserved.iter().map(AsFd::as_fd));
-        fds
+    /// The sockets the supervisor inherits.
+    pub fn fds(&self) -> ResolverFds<BorrowedFd<'_>> {
+        ResolverFds {
+            netns: self.netns.as_fd(),
+            udp: self.udp.as_fd(),
+            tcp: self.tcp.as_fd(),
+            reserved: self.reserved.iter().map(AsFd::as_fd).collect(),
+        }
     }
 }
 
@@ -309,26 +288,19 @@ pub struct AuditTarget<'a> {
 /// Serves the container's DNS from the supervisor, on threads inside the
 /// container's network namespace; returns once they run. They end with the
 /// supervisor process.
-pub fn serve(config: &Path, pins: &Path, audit: AuditTarget<'_>) -> Result<(), DnsError> {
-    let cfg = DnsConfig::load(config)?;
-    for &fd in cfg.fds.iter().chain(&cfg.reserved) {
-        // SAFETY: F_GETFD only reads the descriptor's flags.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(DnsError::Config {
-                path: config.to_owned(),
-                reason: format!("descriptor {fd} was not inherited"),
-            });
-        }
-    }
-    // SAFETY: open (checked above), placed at these numbers by
-    // supervisor::spawn for this purpose, and owned by nothing else.
-    let [netns, udp, tcp] = cfg.fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    // SAFETY: as above.
-    let reserved = cfg
-        .reserved
-        .iter()
-        .map(|&fd| UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) }))
-        .collect();
+pub fn serve(
+    cfg: DnsConfig,
+    fds: ResolverFds<OwnedFd>,
+    pins: &Path,
+    audit: AuditTarget<'_>,
+) -> Result<(), DnsError> {
+    let ResolverFds {
+        netns,
+        udp,
+        tcp,
+        reserved,
+    } = fds;
+    let reserved = reserved.into_iter().map(UdpSocket::from).collect();
     let mut learned = Learned::new(
         purple_ebpf::LearnedHosts::open(pins)?,
         cfg.fixed.iter().copied().collect::<HashSet<_>>(),
@@ -424,7 +396,7 @@ fn keep_fresh(proxy: &proxy::Proxy, mut refresh: Vec<Refresh>) {
             let kept = learned.extend_rule(r.rule.id, SystemTime::now() + RETRY + GRACE);
             drop(learned);
             proxy.record(Entry {
-                kind: "dns.error".into(),
+                kind: Kind::DnsError,
                 pid: None,
                 comm: None,
                 rule: Some(r.rule.label()),
@@ -448,7 +420,7 @@ fn keep_fresh(proxy: &proxy::Proxy, mut refresh: Vec<Refresh>) {
 /// The audit record of a resolver that could not start.
 pub fn failure(e: &DnsError) -> Entry {
     Entry::new(
-        "dns.error",
+        Kind::DnsError,
         serde_json::json!({ "error": e.to_string(), "effect": "DNS queries go unanswered" }),
     )
 }

@@ -17,7 +17,7 @@ use super::names::{decide, normalise, Decision, DomainRule};
 use super::upstream::{read_framed, Upstreams, MAX_UDP};
 use super::wire::{self, Message};
 use crate::alert::Alerter;
-use crate::audit::{AuditLog, Entry};
+use crate::audit::{AuditLog, Entry, Kind};
 
 /// Queries being forwarded at once (UDP) and TCP clients served at once:
 /// beyond that a query gets SERVFAIL and a connection is closed, so a
@@ -159,7 +159,7 @@ impl Proxy {
         let q = &msg.questions[0];
         let who = self.asker(tcp, peer);
         self.record(Entry {
-            kind: "dns.denied".into(),
+            kind: Kind::DnsDenied,
             pid: who.as_ref().map(|w| w.0),
             comm: who.map(|w| w.1),
             rule: Some("rebinding".into()),
@@ -181,7 +181,7 @@ impl Proxy {
         let transport = if tcp { "tcp" } else { "udp" };
         let who = self.asker(tcp, peer);
         let entry = Entry {
-            kind: "dns.denied".into(),
+            kind: Kind::DnsDenied,
             pid: who.as_ref().map(|w| w.0),
             comm: who.map(|w| w.1),
             rule: Some(match rule {

@@ -96,7 +96,7 @@ pub enum Command {
     Update(update::Args),
     /// The per-container supervisor (started by create; not for people).
     #[command(hide = true)]
-    Supervise(crate::supervisor::SupervisorArgs),
+    Supervise(crate::supervisor::SuperviseArgs),
 }
 
 impl Command {
@@ -131,7 +131,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Events(a) => events::events(a, &rt),
         Command::Update(a) => update::update(a, &rt),
         Command::Supervise(a) => {
-            crate::supervisor::supervise(&a, &cli.root)?;
+            crate::supervisor::supervise(&a)?;
             Ok(0)
         }
     }

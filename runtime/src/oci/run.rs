@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::container::Runtime;
+use crate::foreground::Run;
 use crate::id::ContainerId;
 
 #[derive(clap::Args, Debug)]
@@ -28,22 +29,16 @@ pub fn run(mut args: Args, rt: &Runtime) -> Result<i32> {
         super::container_id(&args.container_id)?
     };
     let opts = args.init.options(args.detach);
-    let container = rt
-        .create(&id, &opts)
-        .with_context(|| format!("cannot create container \"{id}\""))?;
-    if let Err(e) = rt.start(&id) {
-        let _ = rt.delete(&id, true);
-        return Err(e.into());
-    }
+    let run = Run::create(rt, &id, &opts)?;
+    run.start()?;
     if args.detach {
+        run.detach();
         if args.container_id.contains('/') {
             println!("{id}");
         }
         return Ok(0);
     }
-    let pid = container.pid().context("container has no init pid")?;
-    // The supervisor reads init's status from the zombie for `exited`.
-    let code = crate::foreground::wait(pid, &|| rt.await_supervisor(&id));
-    rt.delete(&id, true)?;
+    let code = run.wait();
+    run.delete()?;
     Ok(code?)
 }

@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod kind;
+
+pub use kind::Kind;
+
 /// Version of the record layout (`schema` field).
 pub const SCHEMA: u32 = 1;
 /// Where logs go unless the policy names a path.
@@ -70,7 +74,7 @@ pub struct Record {
 /// What a caller fills in; the log adds schema, seq, time and prev.
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
-    pub kind: String,
+    pub kind: Kind,
     pub pid: Option<u32>,
     pub comm: Option<String>,
     pub rule: Option<String>,
@@ -78,9 +82,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(kind: &str, details: Value) -> Self {
+    pub fn new(kind: Kind, details: Value) -> Self {
         Self {
-            kind: kind.to_owned(),
+            kind,
             details,
             ..Default::default()
         }
@@ -208,7 +212,7 @@ impl AuditLog {
                 time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 container_id: self.container_id.clone(),
                 policy: self.policy.clone(),
-                kind: e.kind.clone(),
+                kind: e.kind.as_str().to_owned(),
                 pid: e.pid,
                 comm: e.comm.clone(),
                 rule: e.rule.clone(),
@@ -317,9 +321,9 @@ pub fn parse_lines(path: &Path, text: &[u8], first_line: usize) -> Result<Vec<Re
 
 /// Whether records of `kind` are violations (counted as such and sent to the
 /// alert targets): all but lifecycle events and the allowed connections a
-/// policy asks to have recorded.
+/// policy asks to have recorded (a kind this version does not know is one).
 pub fn is_violation(kind: &str) -> bool {
-    !matches!(kind, "lifecycle" | "network.allowed")
+    Kind::parse(kind).is_none_or(Kind::is_violation)
 }
 
 /// Counts of a log's records: violations by kind and by the rule that
@@ -344,7 +348,7 @@ impl Summary {
             ..Default::default()
         };
         for r in records {
-            if r.kind == "lifecycle" {
+            if r.kind == Kind::Lifecycle.as_str() {
                 let event = r.details["event"].as_str().unwrap_or("?");
                 s.lifecycle
                     .push(match (&r.details["code"], &r.details["signal"]) {
@@ -355,10 +359,8 @@ impl Summary {
                 continue;
             }
             // Records that carry a count stand for that many events.
-            let n = match r.kind.as_str() {
-                "resource.oom" | "resource.pids" | "alert.dropped" => {
-                    r.details["count"].as_u64().unwrap_or(1)
-                }
+            let n = match Kind::parse(&r.kind) {
+                Some(k) if k.counts() => r.details["count"].as_u64().unwrap_or(1),
                 _ => 1,
             };
             *s.kinds.entry(r.kind.clone()).or_default() += n;
@@ -417,7 +419,7 @@ mod tests {
         let p = d.path().join("a.jsonl");
         let mut log = AuditLog::open(&p, "c1", Some("secure-agent")).unwrap();
         for i in 0..n {
-            log.append(&[Entry::new("lifecycle", json!({"n": i}))])
+            log.append(&[Entry::new(Kind::Lifecycle, json!({"n": i}))])
                 .unwrap();
         }
         (d, p)
@@ -428,19 +430,19 @@ mod tests {
         let (_d, p) = log_with(0);
         let mut log = AuditLog::open(&p, "c1", None).unwrap();
         let denied = |rule: &str| Entry {
-            kind: "syscall.denied".into(),
+            kind: Kind::SyscallDenied,
             rule: Some(rule.into()),
             details: json!({}),
             ..Default::default()
         };
         log.append(&[
-            Entry::new("lifecycle", json!({"event": "started"})),
+            Entry::new(Kind::Lifecycle, json!({"event": "started"})),
             denied("seccomp #1 SCMP_ACT_ERRNO"),
             denied("seccomp #1 SCMP_ACT_ERRNO"),
             denied("seccomp #2 SCMP_ACT_KILL"),
-            Entry::new("resource.oom", json!({"count": 3})),
-            Entry::new("network.allowed", json!({})),
-            Entry::new("lifecycle", json!({"event": "exited", "code": 2})),
+            Entry::new(Kind::ResourceOom, json!({"count": 3})),
+            Entry::new(Kind::NetworkAllowed, json!({})),
+            Entry::new(Kind::Lifecycle, json!({"event": "exited", "code": 2})),
         ])
         .unwrap();
         let s = summary(&p).unwrap();
@@ -462,8 +464,8 @@ mod tests {
         let mut again = AuditLog::open(&p, "c1", None).unwrap();
         again
             .append(&[
-                Entry::new("network.blocked", json!({})),
-                Entry::new("lifecycle", json!({})),
+                Entry::new(Kind::NetworkBlocked, json!({})),
+                Entry::new(Kind::Lifecycle, json!({})),
             ])
             .unwrap();
         let recs = verify(&p).unwrap();

@@ -1,0 +1,496 @@
+//! `create` and `start`: the container's bundle made effective, its
+//! cgroup2 directory, network programs and resolver, then the supervisor
+//! started from its plan; a failed create removes all it made.
+
+use super::delete::Purge;
+use super::*;
+use crate::dns::Prepared;
+use crate::egress::Helper;
+use oci_spec::runtime::LinuxSeccomp;
+
+/// What `create` has checked and made so far, handed from step to step.
+struct Draft {
+    /// The effective spec, as written to `effective`.
+    spec: Spec,
+    effective: PathBuf,
+    enforcement: Enforcement,
+    audit_plan: AuditPlan,
+    session: SessionPlan,
+    record: Record,
+    layout: cgroup2::Layout,
+    exec_seccomp: Option<LinuxSeccomp>,
+    /// Answers notified calls until the supervisor takes over.
+    interim: Option<Interim>,
+    seccomp_profile: Option<Profile>,
+    /// Output binds' size limits the supervisor watches.
+    disk_limits: crate::diskwatch::DiskLimits,
+}
+
+/// What [`Runtime::attach_network`] started for the supervisor to take over.
+struct Network {
+    helper: Option<Helper>,
+    resolver: Option<Prepared>,
+}
+
+/// The error of a cgroup step, with the reason and fix when cgroups are
+/// hidden from this mount namespace.
+pub(super) fn explain_cgroups(err: LifecycleError) -> LifecycleError {
+    if cgroup2::hidden() {
+        LifecycleError::CgroupsHidden(err.to_string())
+    } else {
+        err
+    }
+}
+
+/// Alert targets make root act on the host: run a command in the host's
+/// namespaces and cgroups, connect to any Unix socket (a root-only control
+/// socket answers root), send HTTP from the host's network (its loopback
+/// services, the cloud metadata address). A bundle's author is not the host,
+/// so its annotation may name none unless the node said so
+/// (`--annotation-alerts`); a profile's come from the host's configuration.
+pub(super) fn check_alert_source(spec: &Spec, trusted: bool) -> Result<(), LifecycleError> {
+    let own = AuditPlan::from_annotations(spec.annotations().as_ref())?;
+    if own.alerts.is_empty() || trusted {
+        return Ok(());
+    }
+    Err(LifecycleError::AuditPlan(
+        "alerts come only from the host's configuration: a command would run as root on the \
+         host, a socket or URL would be reached by root; give them in the policy of \
+         `purple run` or in a profile under /etc/purple/policies, or start purple-oci with \
+         --annotation-alerts where every bundle author is trusted as root"
+            .into(),
+    ))
+}
+
+/// Where the container's audit log goes: the plan's `log_path`, which must
+/// lie under the log root (/var/log/purple), or the default. The plan may be
+/// a bundle author's: anywhere else, root would append to a file of their
+/// choosing.
+pub(super) fn log_path(id: &ContainerId, plan: &AuditPlan) -> Result<PathBuf, LifecycleError> {
+    let Some(path) = &plan.log_path else {
+        return Ok(audit::default_path(id.as_str()));
+    };
+    let bad = |why: &str| {
+        Err(LifecycleError::AuditPlan(format!(
+            "log_path {}: {why}",
+            path.display()
+        )))
+    };
+    let plain = path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::Normal(_)
+        )
+    });
+    if !path.is_absolute() || !plain {
+        return bad(&format!(
+            "must be an absolute host path without '.' or '..' (e.g. {}/agent.jsonl)",
+            audit::LOG_DIR
+        ));
+    }
+    if !path.starts_with(audit::LOG_DIR) || path == Path::new(audit::LOG_DIR) {
+        return bad(&format!(
+            "must be a file under {}, the log root: anywhere else Purple, as root, would \
+             write where the bundle says",
+            audit::LOG_DIR
+        ));
+    }
+    Ok(path.clone())
+}
+
+/// Options of `create` and `run`.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// `false` keeps the init process a child of the caller (foreground `run`).
+    pub detach: bool,
+    /// The sandbox lives only as long as the calling process (`purple run`):
+    /// when it dies, SIGKILL included, the supervisor kills and deletes it.
+    pub tied_to_caller: bool,
+}
+
+impl Runtime {
+    /// Creates the container: namespaces, cgroups, mounts and seccomp set up,
+    /// the init process blocked until `start`. On any failure everything
+    /// created so far is removed again.
+    pub fn create(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+    ) -> Result<Container, LifecycleError> {
+        let purple_root = self.root.join(".purple");
+        hostfs::private_dirs(&purple_root).map_err(io_err(&purple_root))?;
+        if self.state_dir(id).exists() {
+            return Err(LifecycleError::Exists(id.clone()));
+        }
+        // The record directory is the lock: two creates of one ID cannot both make it.
+        let pdir = self.purple_dir(id);
+        match fs::DirBuilder::new().mode(0o700).create(&pdir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(LifecycleError::Exists(id.clone()))
+            }
+            Err(e) => return Err(io_err(&pdir)(e)),
+        }
+        let created = self.create_owned(id, opts, &pdir);
+        if created.is_err() {
+            if let Err(e) = self.purge(id, self.record(id).as_ref(), Purge::FailedCreate) {
+                tracing::warn!("cleanup after failed create of {id}: {e}");
+            }
+        }
+        created.map_err(|e| match e {
+            // libcontainer's "failed to detect cgroup setup" says neither why nor what to do.
+            LifecycleError::Libcontainer(_) => explain_cgroups(e),
+            e => e,
+        })
+    }
+
+    /// The steps of `create`, in order; each records what it made before
+    /// the next runs (see [`Runtime::purge`]).
+    pub(super) fn create_owned(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+        pdir: &Path,
+    ) -> Result<Container, LifecycleError> {
+        let mut draft = self.prepare_bundle(id, opts, pdir)?;
+        let container = self.place_cgroup2(id, opts, &draft)?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| LifecycleError::Inconsistent {
+                id: id.clone(),
+                reason: "init process has no pid".into(),
+            })?
+            .as_raw();
+        draft.record.init_start_time = pidfd::start_time(pid);
+        save_record(pdir, &draft.record)?;
+        cgroupfs::make_readonly(pid, &cgroupfs::readonly_destinations(&draft.spec))?;
+        let cgroup2_dir = match (&draft.layout, &draft.record.cgroup2_dir) {
+            // init was born there (see Visit).
+            (_, Some(dir)) => Some(dir.clone()),
+            (cgroup2::Layout::V2, None) => {
+                Some(cgroup2::of_process(pid, Path::new("/sys/fs/cgroup"))?)
+            }
+            _ => None,
+        };
+        let network = self.attach_network(id, pdir, &mut draft, pid, cgroup2_dir.as_deref())?;
+        self.audit(
+            id,
+            &draft.record,
+            Entry::new(Kind::Lifecycle, json!({"event": "created", "pid": pid})),
+        );
+        self.start_supervisor(id, opts, pdir, draft, network, pid, cgroup2_dir)?;
+        Ok(container)
+    }
+
+    /// Step 1: checks the bundle and its annotations (rules checked, names
+    /// resolved before anything is created), records what will be made,
+    /// and writes the effective bundle libcontainer runs.
+    fn prepare_bundle(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+        pdir: &Path,
+    ) -> Result<Draft, LifecycleError> {
+        let bundle = Bundle::load(&opts.bundle)?;
+        check_alert_source(&bundle.spec, self.annotation_alerts)?;
+        let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
+        let mut spec = purple_policy::oci::apply(
+            bundle.effective_spec(default_cgroup.as_deref()),
+            &bundle.dir,
+        )
+        .map_err(|e| LifecycleError::Profile(e.to_string()))?;
+        let annotations = spec.annotations().clone();
+        let shared_netns = egress::shares_caller_netns(&spec);
+        let enforcement = Enforcement::from_annotations(annotations.as_ref(), shared_netns)?;
+        if enforcement.plan.egress.is_some() && !egress::has_private_netns(&spec) {
+            return Err(EgressError::NoPrivateNetns.into());
+        }
+        let audit_plan = AuditPlan::from_annotations(annotations.as_ref())?;
+        let session = SessionPlan::from_annotations(annotations.as_ref())?;
+        crate::alert::check(&audit_plan.alerts).map_err(LifecycleError::AuditPlan)?;
+        let audit_log = log_path(id, &audit_plan)?;
+        // Opened (made 0600, no link followed) now, so a refused path fails
+        // the create instead of every record later.
+        AuditLog::open(&audit_log, id.as_str(), None).map_err(|e| {
+            LifecycleError::AuditPlan(format!("log_path {}: {e}", audit_log.display()))
+        })?;
+        let layout = cgroup2::detect();
+        let record = Record {
+            bundle: bundle.dir.clone(),
+            cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
+            systemd: self.systemd,
+            cgroup2_dir: layout.purple_dir(id.as_str()),
+            bpf_dir: Some(network::pin_dir(id.as_str())),
+            audit_log: Some(audit_log.clone()),
+            policy: spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(POLICY_NAME_ANNOTATION).cloned()),
+            supervisor_pid: None,
+            egress_pid: None,
+            // Engines' containers on the host's network too (podman's
+            // `--network host`), when they run under a Purple plan.
+            scope_abstract_unix: shared_netns && enforcement.requested,
+            init_start_time: None,
+        };
+        save_record(pdir, &record)?;
+        let disk_limits =
+            crate::diskwatch::setup(id.as_str(), &spec, &session.output_limits, pdir)?;
+        // The filter exec'd processes get when the supervisor does not answer.
+        let exec_seccomp =
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().clone())
+                .map(|mut plain| {
+                    seccomp::for_libcontainer(&mut plain);
+                    plain
+                });
+        if record.bpf_dir.is_some() {
+            // Refused before the container exists, not after.
+            purple_ebpf::pin_root().map_err(NetworkError::from)?;
+        }
+        let (interim, seccomp_profile) =
+            self.seccomp_listener(id, &record, &mut spec, pdir)?.unzip();
+        seccomp::spec_for_libcontainer(&mut spec);
+        let effective = pdir.join("bundle");
+        bundle::write_spec(&spec, &effective)?;
+        Ok(Draft {
+            spec,
+            effective,
+            enforcement,
+            audit_plan,
+            session,
+            record,
+            layout,
+            exec_seccomp,
+            interim,
+            seccomp_profile,
+            disk_limits,
+        })
+    }
+
+    /// Step 2: libcontainer creates the init process, born in the
+    /// container's cgroup2 directory on hybrid hosts.
+    fn place_cgroup2(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+        draft: &Draft,
+    ) -> Result<Container, LifecycleError> {
+        let visit = match (&draft.record.cgroup2_dir, draft.layout.unified()) {
+            (Some(dir), Some(mount)) => {
+                cgroup2::create(dir)?;
+                Some(cgroup2::Visit::enter(dir, mount)?)
+            }
+            _ => None,
+        };
+        let mut base = ContainerBuilder::new(id.to_string(), SyscallType::default());
+        if draft.record.scope_abstract_unix {
+            base = base.with_executor(ScopedExecutor {
+                inner: libcontainer::workload::default::get_executor(),
+            });
+        }
+        let container = base
+            .with_pid_file(opts.pid_file.as_ref())
+            .map_err(lc)?
+            .with_console_socket(opts.console_socket.as_ref())
+            .with_root_path(&self.root)
+            .map_err(lc)?
+            .with_preserved_fds(opts.preserve_fds)
+            .as_init(&draft.effective)
+            .with_systemd(self.systemd)
+            .with_detach(opts.detach)
+            .with_no_pivot(opts.no_pivot)
+            .build()
+            .map_err(lc);
+        drop(visit);
+        container
+    }
+
+    /// Step 3: the egress helper, the resolver and the network programs,
+    /// while init is still blocked before exec: nothing the agent runs can
+    /// send a packet before this returns.
+    fn attach_network(
+        &self,
+        id: &ContainerId,
+        pdir: &Path,
+        draft: &mut Draft,
+        pid: i32,
+        cgroup2_dir: Option<&Path>,
+    ) -> Result<Network, LifecycleError> {
+        let helper = match draft.enforcement.plan.egress {
+            Some(_) => {
+                let h = egress::start(id.as_str(), pid, pdir)?;
+                draft.record.egress_pid = Some(h.pid);
+                save_record(pdir, &draft.record)?;
+                Some(h)
+            }
+            None => None,
+        };
+        let mut resolver = draft.enforcement.prepare_resolver(pid)?;
+        if let Some(bpf_dir) = &draft.record.bpf_dir {
+            let port = resolver.as_ref().map(|r| r.config.port);
+            draft.enforcement.attach(
+                cgroup2_dir,
+                bpf_dir,
+                port,
+                draft.audit_plan.record_allowed,
+            )?;
+            if let Some(r) = &mut resolver {
+                r.install(bpf_dir).map_err(NetworkError::from)?;
+            }
+        }
+        Ok(Network { helper, resolver })
+    }
+
+    /// Step 4: the supervisor plan written and the supervisor started with
+    /// it and the descriptors it names.
+    #[allow(clippy::too_many_arguments)]
+    fn start_supervisor(
+        &self,
+        id: &ContainerId,
+        opts: &CreateOptions,
+        pdir: &Path,
+        draft: Draft,
+        network: Network,
+        pid: i32,
+        cgroup2_dir: Option<PathBuf>,
+    ) -> Result<(), LifecycleError> {
+        let Draft {
+            enforcement,
+            audit_plan,
+            session,
+            mut record,
+            exec_seccomp,
+            interim,
+            seccomp_profile,
+            disk_limits,
+            ..
+        } = draft;
+        let notifier = interim.and_then(Interim::finish);
+        if notifier.as_ref().is_some_and(|n| !n.has_notify_fd()) {
+            return Err(LifecycleError::Inconsistent {
+                id: id.clone(),
+                reason: "libcontainer never sent the seccomp notify fd".into(),
+            });
+        }
+        // A pidfd names the caller even if its pid is reused after it dies.
+        let caller = match opts.tied_to_caller {
+            true => Some(
+                pidfd::open(std::process::id() as i32)
+                    .ok_or_else(|| io_err(Path::new("pidfd_open"))(io::Error::last_os_error()))?,
+            ),
+            false => None,
+        };
+        let Some(log) = &record.audit_log else {
+            return Ok(());
+        };
+        let (listener, notify) = notifier.as_ref().map(|n| n.handover()).unzip();
+        let (fds, sources) = Fds {
+            resolver: network.resolver.as_ref().map(|r| r.fds()),
+            seccomp_listener: listener,
+            seccomp_notify: notify.unwrap_or_default(),
+            caller: caller.as_ref().map(|fd| fd.as_fd()),
+            // The helper exits when its exit pipe closes: the supervisor holds
+            // the write end, so the helper lives exactly as long as the sandbox.
+            egress_exit: network.helper.as_ref().map(|h| h.exit.as_fd()),
+        }
+        .assign()
+        .map_err(|e| io_err(Path::new("supervisor"))(io::Error::other(e)))?;
+        let plan = Plan {
+            id: id.to_string(),
+            root: self.root.clone(),
+            log: log.clone(),
+            policy: record.policy.clone(),
+            counters: record
+                .cgroups_path
+                .as_deref()
+                .map(|p| cgroup2::limit_counters(p, cgroup2_dir.as_deref()))
+                .unwrap_or_default(),
+            cgroup2: cgroup2_dir,
+            pins: record.bpf_dir.clone().filter(|d| d.exists()),
+            rules: enforcement.rules,
+            dns: network.resolver.as_ref().map(|r| r.config.clone()),
+            seccomp: seccomp_profile.filter(|_| notifier.is_some()),
+            exec_seccomp,
+            session,
+            alerts: audit_plan.alerts,
+            disk_limits,
+            init: Some(Init {
+                pid,
+                start_time: record.init_start_time,
+            }),
+            fds,
+        };
+        let plan_path = self.plan_path(id);
+        plan.save(&plan_path).map_err(io_err(&plan_path))?;
+        let spid =
+            supervisor::spawn(&plan_path, &sources).map_err(io_err(Path::new("supervisor")))?;
+        record.supervisor_pid = Some(spid);
+        save_record(pdir, &record)
+    }
+
+    /// Rewrites the spec's seccomp denials to notify a listener socket under
+    /// `pdir` and answers them on a thread until the supervisor takes over
+    /// (None: nothing to notify).
+    pub(super) fn seccomp_listener(
+        &self,
+        id: &ContainerId,
+        record: &Record,
+        spec: &mut Spec,
+        pdir: &Path,
+    ) -> Result<Option<(Interim, Profile)>, LifecycleError> {
+        let socket = pdir.join(SECCOMP_SOCKET);
+        let Some(profile) = seccomp::rewrite(spec, &socket) else {
+            return Ok(None);
+        };
+        let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(io_err(&socket))?;
+        let notifier = seccomp::Notifier::new(listener, Vec::new(), profile.clone())
+            .map_err(io_err(&socket))?;
+        let (rt, id, record) = (self.clone(), id.clone(), record.clone());
+        let interim = Interim::start(notifier, move |entries| {
+            for e in entries {
+                rt.audit(&id, &record, e);
+            }
+        });
+        Ok(Some((interim, profile)))
+    }
+
+    /// Lets the init process exec the user's program, and returns once it has:
+    /// a signal sent right after `start` must reach the program, not the
+    /// runtime's init code (which would die of it or, as pid 1, ignore it).
+    pub fn start(&self, id: &ContainerId) -> Result<Container, LifecycleError> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Created {
+            return Err(LifecycleError::CannotStart {
+                id: id.clone(),
+                status: c.status().to_string().to_lowercase(),
+            });
+        }
+        let exe = |pid: Pid| fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let before = c.pid().and_then(exe);
+        c.start().map_err(lc)?;
+        if let Some(rec) = self.record(id) {
+            self.audit(
+                id,
+                &rec,
+                Entry::new(Kind::Lifecycle, json!({"event": "started"})),
+            );
+            if let Some(pid) = rec.supervisor_pid {
+                supervisor::started(pid, &self.plan_path(id));
+            }
+        }
+        if let (Some(pid), Some(before)) = (c.pid(), before) {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while exe(pid).is_some_and(|now| now == before) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        Ok(c)
+    }
+}
