@@ -8,11 +8,17 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config libseccomp-dev clang llvm libelf-dev libbpf-dev \
   busybox-static runc podman containerd uidmap slirp4netns passt fuse-overlayfs \
-  bpftool iproute2 iperf3 hyperfine python3 ca-certificates >/dev/null
+  bpftool iproute2 iperf3 hyperfine python3 ca-certificates man-db bash-completion >/dev/null
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (rustup) first" >&2
   exit 2
 fi
 cargo build --release --locked
-echo "setup: built $(pwd)/target/release/purple-oci"
+# Man pages and bash completions, generated from the commands' own flags.
+install -d /usr/local/share/man/man1 /usr/local/share/bash-completion/completions
+for bin in purple purple-oci; do
+  "target/release/$bin" man /usr/local/share/man/man1
+  "target/release/$bin" completions bash >"/usr/local/share/bash-completion/completions/$bin"
+done
+echo "setup: built $(pwd)/target/release/purple-oci (man purple, man purple-oci)"

@@ -86,7 +86,7 @@ pub struct DiskLimit {
     pub project: Option<u32>,
 }
 
-/// The supervisor's `--disk-limits` argument (JSON).
+/// Output binds' size limits, in the supervisor's plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskLimits(pub Vec<DiskLimit>);
 

@@ -17,6 +17,7 @@ pub mod escape;
 pub mod foreground;
 pub mod id;
 pub mod logging;
+pub mod manual;
 pub mod network;
 pub mod oci;
 pub mod pidfd;

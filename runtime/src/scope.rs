@@ -22,7 +22,7 @@ const CREATE_RULESET_VERSION: libc::c_ulong = 1;
 /// `LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET`.
 const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
 /// The first ABI with scopes (Linux 6.12).
-const SCOPE_ABI: i64 = 6;
+pub const SCOPE_ABI: i64 = 6;
 
 /// `struct landlock_ruleset_attr` of ABI 6.
 #[repr(C)]

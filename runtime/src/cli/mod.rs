@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bundle_dir;
+mod doctor;
 mod interp;
 mod network;
 mod policy;
@@ -16,9 +17,14 @@ mod profiles;
 mod run;
 mod translate;
 
-/// Purple: run untrusted AI agents under a policy the kernel enforces.
+/// Purple: run untrusted AI agents in sandboxes whose policy the kernel enforces, and read what they did.
 #[derive(Parser, Debug)]
-#[command(name = "purple", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "purple",
+    version,
+    propagate_version = true,
+    after_help = "Start here:\n  purple doctor                                          can Purple run here, and what will it enforce?\n  purple run --profile secure-agent -- python3 agent.py  run an agent in a sandbox\n  purple audit summary /var/log/purple/ID.jsonl          what it was refused, by rule"
+)]
 pub struct Cli {
     /// Directory for container state (the same as purple-oci's --root).
     #[arg(long, global = true, default_value = "/run/purple", value_name = "DIR")]
@@ -49,6 +55,13 @@ pub enum Command {
     Supervise(crate::supervisor::SuperviseArgs),
     /// Egress decisions of a container: rule hits and totals.
     Network(network::Args),
+    /// Check what Purple needs and what it can enforce on this host (exit 0 ok, 1 degraded, 2 cannot run).
+    Doctor(doctor::Args),
+    /// Print a shell completion script: `source <(purple completions bash)`.
+    Completions(crate::manual::CompletionsArgs),
+    /// Write man pages into a directory (scripts/setup.sh installs them).
+    #[command(hide = true)]
+    Man(crate::manual::ManArgs),
 }
 
 impl Command {
@@ -72,5 +85,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Network(a) => network::network(a, &cli.root),
+        Command::Doctor(a) => doctor::doctor(a),
+        Command::Completions(a) => Ok(crate::manual::completions::<Cli>(&a)?),
+        Command::Man(a) => Ok(crate::manual::man_pages::<Cli>(&a)?),
     }
 }

@@ -97,6 +97,11 @@ pub enum Command {
     /// The per-container supervisor (started by create; not for people).
     #[command(hide = true)]
     Supervise(crate::supervisor::SuperviseArgs),
+    /// Print a shell completion script: `source <(purple-oci completions bash)`.
+    Completions(crate::manual::CompletionsArgs),
+    /// Write man pages into a directory (scripts/setup.sh installs them).
+    #[command(hide = true)]
+    Man(crate::manual::ManArgs),
 }
 
 impl Command {
@@ -134,6 +139,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             crate::supervisor::supervise(&a)?;
             Ok(0)
         }
+        Command::Completions(a) => Ok(crate::manual::completions::<Cli>(&a)?),
+        Command::Man(a) => Ok(crate::manual::man_pages::<Cli>(&a)?),
     }
 }
 
