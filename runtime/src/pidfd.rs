@@ -38,6 +38,14 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Whether `pid` is a zombie (exited, not reaped yet); false once it is free.
+/// Device and inode of the program `pid` runs (`/proc/<pid>/exe`): it
+/// changes when the process execs another program.
+pub fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
 pub fn is_zombie(pid: i32) -> bool {
     stat(pid).is_some_and(|f| stat_field(&f, 3) == Some("Z"))
 }

@@ -424,6 +424,7 @@ impl Runtime {
             init: Some(Init {
                 pid,
                 start_time: record.init_start_time,
+                exe: pidfd::exe_id(pid),
             }),
             fds,
         };

@@ -30,8 +30,8 @@ use purple_policy::plan::Action;
 use serde_json::{json, Value};
 
 use crate::alert::Alerter;
-use crate::diskwatch;
 use crate::audit::{AuditError, AuditLog, Entry, Kind};
+use crate::diskwatch;
 use crate::network::RuleBook;
 use crate::pidfd;
 use crate::seccomp::Notifier;
@@ -356,6 +356,15 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 session.started.get_or_insert_with(Instant::now);
             } else {
                 stop = true;
+            }
+        }
+        // The signal alone is not enough: a budget must not wait forever on
+        // one that never arrived. Init running another program is the start.
+        if let (None, Some(i)) = (session.started, plan.init) {
+            if i.exe
+                .is_some_and(|at_create| pidfd::exe_id(i.pid) != Some(at_create))
+            {
+                session.started = Some(Instant::now());
             }
         }
         // Read the status while init is a zombie, before its parent reaps it.

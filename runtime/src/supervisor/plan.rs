@@ -83,6 +83,11 @@ pub struct Init {
     pub pid: i32,
     /// `/proc/<pid>/stat` field 22; None if it could not be read at create.
     pub start_time: Option<u64>,
+    /// The program init runs at create (device, inode): the runtime's own.
+    /// Once it differs, `start` has let the user's program run, whether or
+    /// not `start`'s signal reached the supervisor.
+    #[serde(default)]
+    pub exe: Option<(u64, u64)>,
 }
 
 /// The resolver's sockets: bound by `create` inside the container's
