@@ -204,6 +204,7 @@ pub fn tighten(
     let wanted = json!({
         "linux": serde_json::to_value(&linux).map_err(bad)?,
         "annotations": translate::annotations(policy),
+        "process": { "rlimits": translate::rlimits(&policy.filesystem) },
     });
     let mut out = serde_json::to_value(spec).map_err(bad)?;
 

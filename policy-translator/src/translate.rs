@@ -673,7 +673,7 @@ pub fn spec(p: &Policy, process: &Process, rootfs: &Path) -> Result<Spec, Transl
 /// one (a write past it fails with EFBIG; SIGXFSZ, which would kill the
 /// writer, is what the kernel sends first, so the cap stops the process
 /// unless it ignores the signal).
-fn rlimits(fs: &Filesystem) -> Value {
+pub fn rlimits(fs: &Filesystem) -> Value {
     let mut r = vec![json!({ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 })];
     if let Some(max) = fs.max_file_size {
         r.push(json!({ "type": "RLIMIT_FSIZE", "hard": max, "soft": max }));
