@@ -45,7 +45,7 @@ pub const LOG_FILE: &str = "slirp4netns.log";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
-    #[error("cannot start {SLIRP4NETNS} for the sandbox's network ({source}); install it (`apt-get install slirp4netns`) or set `network.isolated: true`")]
+    #[error("cannot start {SLIRP4NETNS} for the sandbox's network ({source}); install it (`apt-get install slirp4netns`) or set `network.isolated: true`; `purple doctor` checks the host")]
     Spawn { source: io::Error },
     #[error("{SLIRP4NETNS} did not set up the sandbox's network: {reason}")]
     NotReady { reason: String },

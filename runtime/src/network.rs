@@ -18,9 +18,9 @@ pub enum NetworkError {
     Plan(#[from] PlanError),
     #[error("{NETWORK_ANNOTATION} has {n} rules and domains; at most {MAX_RULES} fit")]
     TooManyRules { n: usize },
-    #[error("{NETWORK_ANNOTATION} asks for network rules but this host has no cgroup2 hierarchy to attach eBPF programs to")]
+    #[error("{NETWORK_ANNOTATION} asks for network rules but this host has no cgroup2 hierarchy to attach eBPF programs to (`purple doctor` says what it lacks)")]
     NoCgroup2,
-    #[error("cannot enforce network rules: {0}")]
+    #[error("cannot enforce network rules: {0} (`purple doctor` checks this host's BPF support)")]
     Ebpf(#[from] purple_ebpf::EbpfError),
     #[error("cannot set up Purple's resolver for the container: {0}")]
     Dns(#[from] DnsError),

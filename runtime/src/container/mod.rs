@@ -114,7 +114,7 @@ pub enum LifecycleError {
 const HIDDEN_CGROUPS: &str = "no cgroup filesystem is mounted in this mount namespace, yet \
 /proc/self/cgroup lists this process's cgroups: `ip netns exec` remounts /sys without them. \
 Enter the network namespace with `nsenter --net=/run/netns/NAME` instead (or mount the cgroup \
-filesystems under /sys/fs/cgroup)";
+filesystems under /sys/fs/cgroup); `purple doctor` checks the rest of this host";
 
 /// libcontainer's errors hide their cause behind `#[error(transparent)]` chains
 /// and `tracing` calls; flatten the chain into one line for the user.
