@@ -26,6 +26,11 @@ pub struct HostServices {
 
 impl HostServices {
     pub fn start(net: &TestNet) -> Self {
+        Self::on(net, SERVICE_PORT, ABSTRACT)
+    }
+
+    /// The services on TCP `port` and the abstract socket `abstract_name`.
+    pub fn on(net: &TestNet, port: u16, abstract_name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("hits.log");
         let script = format!(
@@ -38,8 +43,8 @@ def serve(s, what):
         log.write(what + "\n")
         c.close()
 tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("0.0.0.0", {SERVICE_PORT})); tcp.listen(16)
-ab = socket.socket(socket.AF_UNIX); ab.bind("\0{ABSTRACT}"); ab.listen(16)
+tcp.bind(("0.0.0.0", {port})); tcp.listen(16)
+ab = socket.socket(socket.AF_UNIX); ab.bind("\0{abstract_name}"); ab.listen(16)
 for s, w in [(tcp, "tcp"), (ab, "abstract")]:
     threading.Thread(target=serve, args=(s, w), daemon=True).start()
 open(sys.argv[1] + ".ready", "w").close()

@@ -12,9 +12,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
+use purple_integration::host_services::HostServices;
 use purple_integration::netns::TestNet;
 use purple_integration::*;
 use purple_runtime::audit;
@@ -87,62 +87,6 @@ fn probe(dir: &Path) -> PathBuf {
         .expect("a C compiler is installed (build-essential)");
     assert!(st.success(), "cannot build the probe");
     bin
-}
-
-/// A TCP service on 0.0.0.0 and an abstract unix socket in the client
-/// namespace, each logging what connects.
-struct HostServices {
-    child: Child,
-    log: PathBuf,
-}
-
-impl HostServices {
-    fn start(net: &TestNet, dir: &Path, abstract_name: &str) -> Self {
-        let log = dir.join("hits.log");
-        let script = format!(
-            r#"
-import socket, threading, sys
-log = open(sys.argv[1], "a", buffering=1)
-def serve(s, what):
-    while True:
-        c, _ = s.accept()
-        log.write(what + "\n")
-        c.close()
-tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("0.0.0.0", {PORT})); tcp.listen(16)
-ab = socket.socket(socket.AF_UNIX); ab.bind("\0{abstract_name}"); ab.listen(16)
-for s, w in [(tcp, "tcp"), (ab, "abstract")]:
-    threading.Thread(target=serve, args=(s, w), daemon=True).start()
-open(sys.argv[1] + ".ready", "w").close()
-threading.Event().wait()
-"#
-        );
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", net.client_path()))
-            .args(["python3", "-c", &script])
-            .arg(&log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let ready = dir.join("hits.log.ready");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ready.exists() {
-            assert!(Instant::now() < deadline, "host services did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, log }
-    }
-
-    fn hits(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HostServices {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A profile in the host's profile directory, removed on drop.
@@ -245,7 +189,7 @@ fn podman_host_network_is_scoped_and_judged_under_a_profile() {
     let dir = tempfile::tempdir().unwrap();
     let probe = probe(dir.path());
     let abstract_name = unique_id("purple-host-ab");
-    let host = HostServices::start(&net, dir.path(), &abstract_name);
+    let host = HostServices::on(&net, PORT, &abstract_name);
     let targets = [
         format!("abstract=@{abstract_name}"),
         "own=own".to_owned(),
