@@ -52,6 +52,23 @@ struct Check {
 }
 
 impl Check {
+    /// Something a sandbox cannot do without.
+    fn missing(
+        name: &'static str,
+        found: impl Into<String>,
+        consequence: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check::not_ok(
+            name,
+            Status::Missing,
+            Weight::Essential,
+            found,
+            consequence,
+            fix,
+        )
+    }
+
     fn ok(name: &'static str, weight: Weight, found: impl Into<String>) -> Check {
         Check {
             name,
@@ -187,10 +204,8 @@ fn kernel() -> Check {
         .unwrap_or_default();
     match kernel_version(&release) {
         Some(v) if v >= NEEDED => Check::ok("kernel", Weight::Essential, release),
-        _ => Check::not_ok(
+        _ => Check::missing(
             "kernel",
-            Status::Missing,
-            Weight::Essential,
             format!("{release:?}"),
             "the egress programs need bpf_link cgroup hooks and the BPF ring buffer",
             "boot Linux 5.10 or newer (6.12+ for every feature)",
@@ -201,10 +216,8 @@ fn kernel() -> Check {
 fn cgroups() -> Check {
     const NAME: &str = "cgroups";
     if cgroup2::hidden() {
-        return Check::not_ok(
+        return Check::missing(
             NAME,
-            Status::Missing,
-            Weight::Essential,
             "this process is in cgroups but no cgroup filesystem is mounted here",
             "`ip netns exec` remounts /sys without the cgroup mounts; containers cannot be placed",
             "enter the namespace with `nsenter --net=/run/netns/NAME` instead of `ip netns exec`",
@@ -213,10 +226,8 @@ fn cgroups() -> Check {
     let layout = cgroup2::detect();
     let shape = match &layout {
         Layout::V1 => {
-            return Check::not_ok(
+            return Check::missing(
                 NAME,
-                Status::Missing,
-                Weight::Essential,
                 "cgroup v1 only: no cgroup2 mount",
                 "the eBPF egress programs attach to a cgroup2 directory; without one no network rule is enforced",
                 "mount cgroup2 (`mount -t cgroup2 none /sys/fs/cgroup/unified`) or boot with systemd.unified_cgroup_hierarchy=1",
@@ -236,10 +247,8 @@ fn cgroups() -> Check {
             drop(scratch);
             Check::ok(NAME, Weight::Essential, format!("{shape}, writable"))
         }
-        Err(e) => Check::not_ok(
+        Err(e) => Check::missing(
             NAME,
-            Status::Missing,
-            Weight::Essential,
             format!("{shape}, not writable: {e}"),
             "Purple cannot give a sandbox its own cgroup2 directory",
             "run as root on a read-write cgroup2 mount",
@@ -298,10 +307,8 @@ fn bpffs() -> Check {
                 purple_ebpf::PIN_ROOT
             ),
         ),
-        Err(e) => Check::not_ok(
+        Err(e) => Check::missing(
             "bpffs",
-            Status::Missing,
-            Weight::Essential,
             e.to_string(),
             "eBPF programs cannot stay attached after create without pins",
             "run as root; remove a pin directory Purple did not make",
@@ -314,10 +321,8 @@ fn bpffs() -> Check {
 fn egress_programs() -> Check {
     const NAME: &str = "bpf cgroup hooks";
     let Some(unified) = cgroup2::detect().unified().map(Path::to_owned) else {
-        return Check::not_ok(
+        return Check::missing(
             NAME,
-            Status::Missing,
-            Weight::Essential,
             "no cgroup2 mount to attach to",
             "no network rule can be enforced",
             "see the cgroups line",
@@ -326,10 +331,8 @@ fn egress_programs() -> Check {
     let scratch = match Scratch::cgroup(&unified) {
         Ok(s) => s,
         Err(e) => {
-            return Check::not_ok(
+            return Check::missing(
                 NAME,
-                Status::Missing,
-                Weight::Essential,
                 format!("no scratch cgroup: {e}"),
                 "no network rule can be enforced",
                 "see the cgroups line",
@@ -351,10 +354,8 @@ fn egress_programs() -> Check {
             Weight::Essential,
             "connect4/6, sendmsg4/6, recvmsg4/6 and skb egress load and attach",
         ),
-        Err(e) => Check::not_ok(
+        Err(e) => Check::missing(
             NAME,
-            Status::Missing,
-            Weight::Essential,
             e.to_string(),
             "no network rule can be enforced; sandboxes with a network policy fail to create",
             "a kernel with CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF, run as root",
@@ -455,10 +456,8 @@ fn seccomp() -> Check {
             "filters and user notification",
         )
     } else {
-        Check::not_ok(
+        Check::missing(
             "seccomp",
-            Status::Missing,
-            Weight::Essential,
             format!("actions missing: {}", lacking.join(", ")),
             "syscall rules cannot be enforced and recorded",
             "a kernel with CONFIG_SECCOMP_FILTER (5.0+ for user notification)",
