@@ -8,11 +8,13 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData};
 use aya::programs::{
-    links::FdLink, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
+    links::{FdLink, PinnedLink},
+    loaded_programs, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Program,
 };
 use aya::{Ebpf, EbpfLoader};
 use nix::sys::statfs::{statfs, BPF_FS_MAGIC};
@@ -231,25 +233,66 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Program
     ebpf.program_mut(name).ok_or(EbpfError::Missing(name))
 }
 
-/// Unpins everything under `pin_dir` and removes it: with the last reference
-/// gone the kernel detaches the programs and frees the maps. Missing is fine.
+/// How long `detach` waits for the kernel to free the programs it unpinned.
+const FREE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Unpins everything under `pin_dir`, removes it, and returns once the
+/// kernel has freed the programs the links held. Missing is fine.
+///
+/// The kernel drops a pin's reference after an RCU grace period and then
+/// frees a link from a work queue, so the programs outlive the unlink by a
+/// few milliseconds: `delete` waits for them, so that nothing Purple loaded
+/// is still in the kernel when it returns.
 pub fn detach(pin_dir: &Path) -> Result<(), EbpfError> {
-    let entries = match fs::read_dir(pin_dir) {
-        Ok(e) => e,
+    let entries: Vec<_> = match fs::read_dir(pin_dir) {
+        Ok(e) => e.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err(format!("read {}", pin_dir.display()))(e)),
     };
-    for e in entries.filter_map(|e| e.ok()) {
-        let p = e.path();
-        match fs::remove_file(&p) {
+    // Read before the unpin: afterwards the ids can no longer be found.
+    let programs: Vec<u32> = entries
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("link_"))
+        })
+        .filter_map(|p| PinnedLink::from_pin(p).ok())
+        .filter_map(|l| FdLink::from(l).info().ok())
+        .map(|info| info.program_id())
+        .collect();
+    for p in &entries {
+        match fs::remove_file(p) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(format!("unpin {}", p.display()))(e)),
         }
     }
     match fs::remove_dir(pin_dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(format!("remove {}", pin_dir.display()))(e)),
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(format!("remove {}", pin_dir.display()))(e)),
+    }
+    wait_freed(&programs, pin_dir)
+}
+
+fn wait_freed(programs: &[u32], pin_dir: &Path) -> Result<(), EbpfError> {
+    let deadline = Instant::now() + FREE_TIMEOUT;
+    loop {
+        let live: Vec<u32> = loaded_programs()
+            .filter_map(Result::ok)
+            .map(|p| p.id())
+            .filter(|id| programs.contains(id))
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io_err(format!("unpinned {}", pin_dir.display()))(
+                io::Error::other(format!(
+                    "programs {live:?} still loaded {FREE_TIMEOUT:?} after their links were unpinned (another process holds a reference)"
+                )),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
