@@ -11,10 +11,14 @@ mod audit;
 mod bundle_dir;
 mod doctor;
 mod interp;
+mod logs;
 mod network;
 mod policy;
 mod profiles;
+mod ps;
 mod run;
+mod sandbox;
+mod stop;
 mod translate;
 
 /// Purple: run untrusted AI agents in sandboxes whose policy the kernel enforces, and read what they did.
@@ -42,6 +46,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a command under a policy: `purple run --profile secure-agent -- python3 agent.py`.
     Run(run::Args),
+    /// The sandboxes of `purple run`: profile, state, pid, age, violations so far.
+    Ps(ps::Args),
+    /// Stop a sandbox: SIGTERM, SIGKILL after a grace period, then delete it.
+    Stop(stop::Args),
+    /// The output of a detached sandbox (`purple run -d`).
+    Logs(logs::Args),
     /// Write an OCI bundle (config.json) for a policy and a command.
     Translate(translate::Args),
     /// Check policy files or print the effective policy.
@@ -76,6 +86,9 @@ impl Command {
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(a) => run::run(a, &cli.root),
+        Command::Ps(a) => ps::ps(a, &cli.root),
+        Command::Stop(a) => stop::stop(a, &cli.root),
+        Command::Logs(a) => logs::logs(a, &cli.root),
         Command::Translate(a) => translate::translate(a),
         Command::Policy(a) => policy::policy(a),
         Command::Profiles => profiles::profiles(),

@@ -14,12 +14,15 @@ use purple_policy::translate::{self, Process, DEFAULT_PATH};
 
 use crate::audit;
 use crate::console::{self, ConsoleSocket, RawTerminal};
-use crate::container::{CreateOptions, Runtime};
+use crate::container::{CreateOptions, Launch, Runtime};
 use crate::foreground::Run;
 use crate::id::ContainerId;
 
 /// Where the agent's current directory appears, read-only.
 const WORKDIR: &str = "/work";
+
+/// The most output a detached sandbox keeps for `purple logs`.
+const DETACHED_OUTPUT_LIMIT: u64 = 16 << 20;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -47,6 +50,11 @@ pub struct Args {
     /// Do not print the summary line when the agent exits.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Start the sandbox and return, printing its ID; it runs on after this
+    /// command ends, its output kept for `purple logs` (up to 16 MiB), until
+    /// `purple stop`.
+    #[arg(short, long)]
+    pub detach: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -54,6 +62,13 @@ pub struct Args {
 
 /// Removes the private bundle however `run` ends.
 struct BundleDir(PathBuf);
+
+impl BundleDir {
+    /// Leaves it to the container (a detached run): delete removes it.
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
 
 impl Drop for BundleDir {
     fn drop(&mut self) {
@@ -215,7 +230,7 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     std::fs::create_dir_all(root.join("bundles"))
         .with_context(|| format!("cannot create {}", root.join("bundles").display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let _bundle = BundleDir(dir.clone());
+    let bundle = BundleDir(dir.clone());
     // Others may pass (the sandbox's user namespace mounts the root from
     // inside) but not list.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
@@ -229,7 +244,8 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     let mut command = args.command.clone();
     let env = environment(&args.env)?;
     command[0] = resolve_command(&policy, &env, &host_rootfs, &command[0])?;
-    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let terminal =
+        !args.detach && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let process = Process {
         args: command,
         env,
@@ -258,8 +274,13 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     let opts = CreateOptions {
         bundle: dir.clone(),
         console_socket: console.as_ref().map(|_| dir.join("console.sock")),
-        detach: terminal,
-        tied_to_caller: true,
+        detach: terminal || args.detach,
+        tied_to_caller: !args.detach,
+        launch: Some(Launch {
+            profile: args.profile.clone(),
+            command: process.args.clone(),
+            output_limit: args.detach.then_some(DETACHED_OUTPUT_LIMIT),
+        }),
         ..CreateOptions::default()
     };
     let started = Instant::now();
@@ -279,6 +300,12 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         None => None,
     };
     run.start()?;
+    if args.detach {
+        run.detach();
+        bundle.keep();
+        println!("{id}");
+        return Ok(0);
+    }
     let code = run.wait();
     if let Some((raw, output)) = io {
         let _ = output.join();

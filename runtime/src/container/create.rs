@@ -111,6 +111,9 @@ pub struct CreateOptions {
     /// The sandbox lives only as long as the calling process (`purple run`):
     /// when it dies, SIGKILL included, the supervisor kills and deletes it.
     pub tied_to_caller: bool,
+    /// Set by `purple run`: kept in the record, and with an output limit
+    /// the sandbox's stdio goes to the supervisor instead of the caller's.
+    pub launch: Option<Launch>,
 }
 
 impl Runtime {
@@ -158,7 +161,15 @@ impl Runtime {
         pdir: &Path,
     ) -> Result<Container, LifecycleError> {
         let mut draft = self.prepare_bundle(id, opts, pdir)?;
-        let container = self.place_cgroup2(id, opts, &draft)?;
+        let output = match opts.launch.as_ref().and_then(|l| l.output_limit) {
+            Some(_) => Some(
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| io_err(Path::new("output pipe"))(e.into()))?,
+            ),
+            None => None,
+        };
+        let (output_read, output_write) = output.unzip();
+        let container = self.place_cgroup2(id, opts, &draft, output_write)?;
         let pid = container
             .pid()
             .ok_or_else(|| LifecycleError::Inconsistent {
@@ -183,7 +194,8 @@ impl Runtime {
             &draft.record,
             Entry::new(Kind::Lifecycle, json!({"event": "created", "pid": pid})),
         );
-        self.start_supervisor(id, opts, pdir, draft, network, pid, cgroup2_dir)?;
+        let output = output_read.map(|fd| (fd, self.output_log(id)));
+        self.start_supervisor(id, opts, pdir, draft, network, pid, cgroup2_dir, output)?;
         Ok(container)
     }
 
@@ -237,6 +249,7 @@ impl Runtime {
             // `--network host`), when they run under a Purple plan.
             scope_abstract_unix: shared_netns && enforcement.requested,
             init_start_time: None,
+            launch: opts.launch.clone(),
         };
         save_record(pdir, &record)?;
         let disk_limits =
@@ -275,12 +288,14 @@ impl Runtime {
     }
 
     /// Step 2: libcontainer creates the init process, born in the
-    /// container's cgroup2 directory on hybrid hosts.
+    /// container's cgroup2 directory on hybrid hosts; with `output`, its
+    /// stdout and stderr are that pipe and its stdin is /dev/null.
     fn place_cgroup2(
         &self,
         id: &ContainerId,
         opts: &CreateOptions,
         draft: &Draft,
+        output: Option<OwnedFd>,
     ) -> Result<Container, LifecycleError> {
         let visit = match (&draft.record.cgroup2_dir, draft.layout.unified()) {
             (Some(dir), Some(mount)) => {
@@ -294,6 +309,12 @@ impl Runtime {
             base = base.with_executor(ScopedExecutor {
                 inner: libcontainer::workload::default::get_executor(),
             });
+        }
+        if let Some(w) = output {
+            let err = io_err(Path::new("output pipe"));
+            let null = fs::File::open("/dev/null").map_err(io_err(Path::new("/dev/null")))?;
+            let stderr = w.try_clone().map_err(err)?;
+            base = base.with_stdin(null).with_stdout(w).with_stderr(stderr);
         }
         let container = base
             .with_pid_file(opts.pid_file.as_ref())
@@ -360,6 +381,7 @@ impl Runtime {
         network: Network,
         pid: i32,
         cgroup2_dir: Option<PathBuf>,
+        output: Option<(OwnedFd, PathBuf)>,
     ) -> Result<(), LifecycleError> {
         let Draft {
             enforcement,
@@ -399,6 +421,7 @@ impl Runtime {
             // The helper exits when its exit pipe closes: the supervisor holds
             // the write end, so the helper lives exactly as long as the sandbox.
             egress_exit: network.helper.as_ref().map(|h| h.exit.as_fd()),
+            output: output.as_ref().map(|(fd, _)| fd.as_fd()),
         }
         .assign()
         .map_err(|e| io_err(Path::new("supervisor"))(io::Error::other(e)))?;
@@ -421,6 +444,15 @@ impl Runtime {
             session,
             alerts: audit_plan.alerts,
             disk_limits,
+            output: output
+                .as_ref()
+                .zip(record.launch.as_ref())
+                .and_then(|((_, path), l)| {
+                    l.output_limit.map(|limit| OutputPlan {
+                        path: path.clone(),
+                        limit,
+                    })
+                }),
             init: Some(Init {
                 pid,
                 start_time: record.init_start_time,

@@ -43,7 +43,7 @@ use crate::pidfd;
 use crate::scope::ScopedExecutor;
 use crate::seccomp::{self, Interim, Profile};
 use crate::supervisor;
-use crate::supervisor::plan::{Fds, Init, Plan, PLAN_FILE};
+use crate::supervisor::plan::{Fds, Init, OutputPlan, Plan, PLAN_FILE};
 use crate::tenant;
 
 mod control;
@@ -195,6 +195,20 @@ pub struct Record {
     /// process once init is gone.
     #[serde(default)]
     pub init_start_time: Option<u64>,
+    /// What `purple run` asked for; engines' containers have none.
+    #[serde(default)]
+    pub launch: Option<Launch>,
+}
+
+/// A sandbox of `purple run`, as `purple ps` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The profile name or policy file given to `--profile`.
+    pub profile: String,
+    pub command: Vec<String>,
+    /// Detached (`run -d`): the sandbox's stdout and stderr go to
+    /// [`Runtime::output_log`], at most this many bytes.
+    pub output_limit: Option<u64>,
 }
 
 fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
@@ -248,6 +262,11 @@ impl Runtime {
     /// The private bundle `purple run` writes for `id`; delete removes it.
     pub fn run_bundle(&self, id: &ContainerId) -> PathBuf {
         self.root.join("bundles").join(id.as_str())
+    }
+
+    /// The output of a detached `purple run` sandbox (`purple logs`).
+    pub fn output_log(&self, id: &ContainerId) -> PathBuf {
+        self.purple_dir(id).join("output.log")
     }
 
     /// What Purple recorded for `id`, if anything.

@@ -40,6 +40,7 @@ impl InitArgs {
             detach,
             // runc's contract: a container outlives the command that made it.
             tied_to_caller: false,
+            launch: None,
         }
     }
 }

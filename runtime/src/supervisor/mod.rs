@@ -11,6 +11,7 @@
 //! `supervisor.error` record (an alerted violation) saying what it costs,
 //! and where enforcement depends on that part the container is killed.
 
+mod output;
 pub mod plan;
 mod session;
 mod spawn;
@@ -190,7 +191,22 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
         seccomp_notify,
         caller,
         egress_exit: _egress_exit,
+        output,
     } = fds;
+    let output = match (&plan.output, output) {
+        (Some(p), Some(pipe)) => {
+            let (out, error) = output::Output::open(p, pipe);
+            if let Some(e) = error {
+                failures.records_lost(
+                    "output",
+                    e,
+                    "the detached sandbox's output is read and discarded (purple logs has none)",
+                );
+            }
+            Some(out)
+        }
+        _ => None,
+    };
     let notifier = match (&plan.seccomp, seccomp_listener) {
         (Some(profile), Some(listener)) => {
             match Notifier::new(
@@ -224,6 +240,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
         notifier,
         resolver,
         caller,
+        output,
         failures,
     };
     if run(&plan, parts)? {
@@ -240,6 +257,7 @@ struct Parts {
     notifier: Option<Notifier>,
     resolver: Option<plan::ResolverFds<OwnedFd>>,
     caller: Option<Caller>,
+    output: Option<output::Output>,
     failures: Failures,
 }
 
@@ -250,6 +268,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         mut notifier,
         resolver,
         mut caller,
+        mut output,
         mut failures,
     } = parts;
     let mut log = AuditLog::open(&plan.log, &plan.id, plan.policy.as_deref())?;
@@ -321,6 +340,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             if let Some(d) = disk.fd() {
                 fds.push(PollFd::new(d, PollFlags::POLLIN));
             }
+            if let Some(o) = output.as_ref().and_then(output::Output::fd) {
+                fds.push(PollFd::new(o, PollFlags::POLLIN));
+            }
             if let Some((_, fd)) = &init {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
@@ -375,6 +397,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 init = None;
             }
         }
+        if let Some(o) = output.as_mut() {
+            o.pump();
+        }
         let mut batch = Vec::new();
         if let Some(n) = notifier.as_mut() {
             batch.extend(n.service(PollTimeout::ZERO));
@@ -401,9 +426,13 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
+            let dropped = output.as_mut().map_or(0, output::Output::finish);
             if gone {
                 let mut details = exit_status.take().unwrap_or_else(|| json!({}));
                 details["event"] = json!("exited");
+                if dropped > 0 {
+                    details["output_dropped"] = json!(dropped);
+                }
                 if orphaned {
                     details["reason"] = json!("caller died");
                 }

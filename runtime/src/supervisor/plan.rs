@@ -71,10 +71,20 @@ pub struct Plan {
     /// Output binds' size limits, watched where no project quota holds them.
     #[serde(default)]
     pub disk_limits: crate::diskwatch::DiskLimits,
+    /// Where a detached sandbox's output goes, read from [`Fds::output`].
+    #[serde(default)]
+    pub output: Option<OutputPlan>,
     /// The container's init process, whose exit status `exited` reports.
     pub init: Option<Init>,
     /// The numbers of the inherited descriptors.
     pub fds: Fds<RawFd>,
+}
+
+/// The output file of a detached sandbox and the most it may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputPlan {
+    pub path: PathBuf,
+    pub limit: u64,
 }
 
 /// A process named by pid and start time (see `pidfd`).
@@ -115,6 +125,8 @@ pub struct Fds<T> {
     /// The write end of the egress helper's exit pipe: the helper lives as
     /// long as the supervisor holds it.
     pub egress_exit: Option<T>,
+    /// The read end of a detached sandbox's stdout and stderr.
+    pub output: Option<T>,
 }
 
 impl<T> Default for Fds<T> {
@@ -125,14 +137,15 @@ impl<T> Default for Fds<T> {
             seccomp_notify: Vec::new(),
             caller: None,
             egress_exit: None,
+            output: None,
         }
     }
 }
 
 /// The most descriptors `spawn` passes on: the resolver's three and up to
 /// three reserved upstream sockets, the seccomp listener and one notify fd,
-/// the caller's pidfd and the egress exit pipe.
-pub const MAX_FDS: usize = 10;
+/// the caller's pidfd, the egress exit pipe and the output pipe.
+pub const MAX_FDS: usize = 11;
 
 /// The first descriptor number after stdio.
 const FIRST_FD: RawFd = 3;
@@ -170,6 +183,7 @@ impl<T> Fds<T> {
                 .egress_exit
                 .map(|fd| f(fd, "egress exit pipe"))
                 .transpose()?,
+            output: self.output.map(|fd| f(fd, "output pipe")).transpose()?,
         })
     }
 }
@@ -256,6 +270,7 @@ mod tests {
             seccomp_notify: vec![b[6]],
             caller: None,
             egress_exit: Some(b[7]),
+            output: None,
         };
         let (numbers, sources) = fds.assign().unwrap();
         assert_eq!(
@@ -271,6 +286,7 @@ mod tests {
                 seccomp_notify: vec![9],
                 caller: None,
                 egress_exit: Some(10),
+                output: None,
             }
         );
         let raw: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();
