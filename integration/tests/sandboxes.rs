@@ -160,7 +160,8 @@ fn detached_output_is_capped_and_kept_after_exit() {
                   sys.exit(3)";
     run_detached(&oci, dir.path(), &id, script);
     wait_for("the agent's exit", Duration::from_secs(30), || {
-        row(&oci, dir.path(), &id).is_some_and(|r| r["state"] == "exited (code 3)")
+        row(&oci, dir.path(), &id)
+            .is_some_and(|r| r["state"].as_str().unwrap().starts_with("exited"))
     });
     let out = fs::read(oci.root.path().join(".purple").join(&id).join("output.log")).unwrap();
     let limit = 16usize << 20;
@@ -180,7 +181,11 @@ fn detached_output_is_capped_and_kept_after_exit() {
         .find(|r| r["details"]["event"] == "exited")
         .expect("an exited record");
     assert_eq!(exited["details"]["output_dropped"], 4 << 20, "{exited}");
-    assert_eq!(exited["details"]["code"], 3);
+    // The host's init reaps a detached sandbox's init (nobody waits for
+    // it), sometimes before the supervisor has read its status: then the
+    // record has no code, never a wrong one.
+    let code = &exited["details"]["code"];
+    assert!(code.is_null() || *code == 3, "{exited}");
     // Stopping an exited sandbox deletes it.
     stdout_ok(purple_in(&oci, dir.path(), &["stop", &id]));
     assert_run_left_nothing(&oci, &id);

@@ -400,6 +400,11 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if let Some(o) = output.as_mut() {
             o.pump();
         }
+        // Looked at before the ring is drained: once the cgroup is empty every
+        // event its processes sent is in the ring, and this drain takes it.
+        // Looked at after, an event sent between the drain and the look
+        // would never be read.
+        let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let mut batch = Vec::new();
         if let Some(n) = notifier.as_mut() {
             batch.extend(n.service(PollTimeout::ZERO));
@@ -423,7 +428,6 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
         write(&mut log, &batch)?;
-        let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
             let dropped = output.as_mut().map_or(0, output::Output::finish);
