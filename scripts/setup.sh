@@ -8,7 +8,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config libseccomp-dev clang llvm libelf-dev libbpf-dev \
   busybox-static runc podman containerd uidmap slirp4netns passt fuse-overlayfs \
-  bpftool iproute2 iperf3 hyperfine python3 ca-certificates man-db bash-completion >/dev/null
+  bpftool iproute2 iperf3 hyperfine strace linux-perf python3 ca-certificates man-db bash-completion >/dev/null
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (rustup) first" >&2

@@ -3,6 +3,7 @@
 //! Bad input is refused with one clear error and leaves no state.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -192,7 +193,8 @@ fn supervisor_runs_the_binary_on_disk_outside_the_container() {
 fn only_commands_entering_the_container_run_sealed() {
     // CVE-2019-5736: a process in the container could open the runtime binary
     // through /proc/<pid>/exe and overwrite it. `run`/`create`/`exec` therefore
-    // run from a sealed memfd copy; cheap commands keep using the file itself.
+    // re-execute from the binary seen through a private overlayfs without an
+    // upper layer (runtime/src/sealed.rs); cheap commands keep using the file.
     let oci = Oci::new();
     let b = TestBundle::new(&["sleep", "1000"]);
     let id = unique_id("seal");
@@ -208,16 +210,30 @@ fn only_commands_entering_the_container_run_sealed() {
         .unwrap();
     oci.wait_status_exists(&id);
     oci.wait_status(&id, "running");
-    let exe = fs::read_link(format!("/proc/{}/exe", run.id())).unwrap();
-    assert!(
-        exe.to_string_lossy().contains("memfd"),
-        "run is not sealed: {exe:?}"
-    );
-    // The sealed copy cannot be written, even by root.
-    let w = fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/{}/exe", run.id()));
-    assert!(w.is_err(), "sealed runtime binary opened for writing");
+    // Neither `run` nor the container's init before its execve (a clone of
+    // `run`: what the container's processes find in /proc) can be written,
+    // even by root on the host: the file system itself is read-only, which
+    // no remount or other bind of the same mount undoes.
+    let created = unique_id("sealinit");
+    oci.create(&created, &b, &[]);
+    let init = oci.state(&created)["pid"].as_i64().unwrap();
+    let on_disk = fs::metadata(purple_oci()).unwrap();
+    for pid in [i64::from(run.id()), init] {
+        let exe = format!("/proc/{pid}/exe");
+        let meta = fs::metadata(&exe).unwrap();
+        assert_ne!(
+            (meta.dev(), meta.ino()),
+            (on_disk.dev(), on_disk.ino()),
+            "{exe} is the binary on disk"
+        );
+        let w = fs::OpenOptions::new().write(true).open(&exe);
+        assert_eq!(
+            w.as_ref().map_err(|e| e.raw_os_error()).err(),
+            Some(Some(libc::EROFS)),
+            "{exe} is not on a read-only file system: {w:?} (a kernel without overlayfs \
+             layers by fd, 6.13, gets the sealed memfd copy instead)"
+        );
+    }
 
     let mut events = oci
         .cmd()
@@ -239,4 +255,6 @@ fn only_commands_entering_the_container_run_sealed() {
     oci.ok(&["kill", &id, "KILL"]);
     assert_eq!(run.wait().unwrap().code(), Some(137));
     assert_no_leftovers(&oci, &id);
+    oci.ok(&["delete", "--force", &created]);
+    assert_no_leftovers(&oci, &created);
 }

@@ -75,7 +75,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// Commands that fork a process into a container need the sealed copy of
+    /// Commands that fork a process into a container need the sealed view of
     /// the binary (CVE-2019-5736).
     pub fn enters_container(&self) -> bool {
         matches!(self, Command::Run(_))

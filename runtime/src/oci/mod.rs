@@ -106,7 +106,7 @@ pub enum Command {
 
 impl Command {
     /// Commands that fork a process into a container: only these need the
-    /// sealed copy of the binary (CVE-2019-5736), which costs a copy per call.
+    /// sealed view of the binary (CVE-2019-5736), which costs a re-exec.
     pub fn enters_container(&self) -> bool {
         matches!(
             self,
