@@ -90,6 +90,8 @@ pub enum LifecycleError {
     #[error(transparent)]
     Egress(#[from] EgressError),
     #[error(transparent)]
+    Trail(#[from] crate::trail::TrailError),
+    #[error(transparent)]
     Disk(#[from] crate::diskwatch::DiskError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
@@ -195,6 +197,10 @@ pub struct Record {
     /// process once init is gone.
     #[serde(default)]
     pub init_start_time: Option<u64>,
+    /// Where the container is registered with the host's activity trail
+    /// (written before it is).
+    #[serde(default)]
+    pub trail: Option<purple_ebpf::trail::Registration>,
 }
 
 fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
