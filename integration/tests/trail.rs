@@ -4,12 +4,14 @@
 //! accounted for, and the host's trail programs and entries are gone once
 //! no traced container is left.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use purple_integration::audited::delete_and_wait;
+use purple_integration::audited::{delete_and_wait, start};
+use purple_integration::cli::{run_purple, stdout_ok};
+use purple_integration::netns::TestNet;
 use purple_integration::*;
 use purple_runtime::audit;
 use serde_json::{json, Value};
@@ -38,8 +40,8 @@ fn traced(oci: &Oci, script: &str) -> (String, TestBundle) {
 }
 
 /// Waits (up to `limit`) for the container to stop, deletes it, checks that
-/// nothing of it is left, and returns its log's records (chain verified).
-fn finish(oci: &Oci, id: &str, limit: Duration) -> Vec<audit::Record> {
+/// nothing of it is left; its log.
+fn stopped_and_deleted(oci: &Oci, id: &str, limit: Duration) -> PathBuf {
     let deadline = Instant::now() + limit;
     while oci.status(id) != "stopped" {
         assert!(Instant::now() < deadline, "{id} still runs");
@@ -47,7 +49,13 @@ fn finish(oci: &Oci, id: &str, limit: Duration) -> Vec<audit::Record> {
     }
     delete_and_wait(oci, id);
     assert_no_leftovers(oci, id);
-    let log = audit::default_path(id);
+    audit::default_path(id)
+}
+
+/// [`stopped_and_deleted`], then its log's records (chain verified); the
+/// log is removed.
+fn finish(oci: &Oci, id: &str, limit: Duration) -> Vec<audit::Record> {
+    let log = stopped_and_deleted(oci, id, limit);
     let recs = audit::verify(&log).unwrap();
     let _ = std::fs::remove_file(&log);
     recs
@@ -217,4 +225,58 @@ fn ten_thousand_execs_are_records_plus_lost() {
         trues + lost >= 10_000 && trues <= 10_000,
         "{trues} of 10000, lost {lost}"
     );
+}
+
+#[test]
+fn audit_tree_shows_each_process_with_its_execs_children_and_connections() {
+    let _host = host();
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start(
+        &net,
+        &oci,
+        &[
+            "/bin/sh",
+            "-c",
+            "/bin/netprobe tcp 1.1.1.1 443; /bin/sh -c '/bin/true x; /bin/echo y'",
+        ],
+        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        Some(json!({"trace_exec": true})),
+    );
+    let log = stopped_and_deleted(&oci, &id, Duration::from_secs(20));
+    let path = log.to_str().unwrap();
+    let t: Value = serde_json::from_str(&stdout_ok(run_purple(
+        &oci,
+        &["audit", "tree", "--path", path, "--json"],
+    )))
+    .unwrap();
+    let text = stdout_ok(run_purple(&oci, &["audit", "tree", "--path", path]));
+    let _ = std::fs::remove_file(&log);
+    // sh runs the last command of `-c` in place: the script's process
+    // execs the nested sh, which execs echo; netprobe and true are its
+    // children.
+    let procs = t["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "{t:#}");
+    let script = &procs[0];
+    assert_eq!(script["execs"].as_array().unwrap().len(), 3, "{t:#}");
+    let kids = script["children"].as_array().unwrap();
+    assert_eq!(kids.len(), 2, "{t:#}");
+    let (probe, tru) = (&kids[0], &kids[1]);
+    let pid = |p: &Value| p["pid"].as_u64().unwrap();
+    assert_eq!(probe["records"][0]["kind"], "network.blocked", "{t:#}");
+    assert!(t["unattributed"].as_array().unwrap().is_empty(), "{t:#}");
+    let expected: String = [
+        format!(
+            "{} /bin/sh -c \"/bin/netprobe tcp 1.1.1.1 443; /bin/sh -c '/bin/true x; /bin/echo y'\"",
+            pid(script)
+        ),
+        "│  then /bin/sh -c \"/bin/true x; /bin/echo y\"".to_owned(),
+        "│  then /bin/echo y".to_owned(),
+        format!("├─ {} /bin/netprobe tcp 1.1.1.1 443", pid(probe)),
+        "│     network.blocked tcp 1.1.1.1:443 (#1 deny 1.1.1.1/32)".to_owned(),
+        format!("└─ {} /bin/true x", pid(tru)),
+    ]
+    .map(|l| l + "\n")
+    .concat();
+    assert_eq!(text, expected);
 }

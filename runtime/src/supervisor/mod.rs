@@ -405,8 +405,13 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 }
             }
         }
+        // Read after the network ring and written before it: a process's
+        // exec then precedes what it did (its exec was in the ring before
+        // any of its events reached another one).
         if let Some(t) = trail.as_mut() {
-            t.drain(&mut batch);
+            let mut execs = Vec::new();
+            t.drain(&mut execs);
+            batch.splice(0..0, execs);
         }
         batch.extend(limits.iter_mut().filter_map(Counter::check));
         batch.extend(session.enforce());
