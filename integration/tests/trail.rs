@@ -10,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use purple_integration::audited::{delete_and_wait, start};
-use purple_integration::cli::{run_purple, stdout_ok};
+use purple_integration::cli::{purple_in, run_purple, stdout_ok, text};
+use purple_integration::leftovers::assert_run_left_nothing;
 use purple_integration::netns::TestNet;
 use purple_integration::*;
 use purple_runtime::audit;
@@ -279,4 +280,46 @@ fn audit_tree_shows_each_process_with_its_execs_children_and_connections() {
     .map(|l| l + "\n")
     .concat();
     assert_eq!(text, expected);
+}
+
+#[test]
+fn the_secure_agent_profile_records_every_program_from_its_yaml() {
+    let _host = host();
+    let oci = Oci::new();
+    let work = tempfile::tempdir().unwrap();
+    let b = TestBundle::new(&["true"]);
+    let rootfs = b.path().join("rootfs");
+    let id = unique_id("trailrun");
+    let out = purple_in(
+        &oci,
+        work.path(),
+        &[
+            "run",
+            "--profile",
+            "secure-agent",
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--no-workdir",
+            "--id",
+            &id,
+            "--",
+            "/bin/sh",
+            "-c",
+            "/bin/true from-the-profile; /bin/echo done",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    // Not violations: the summary line counts none.
+    assert!(stderr.contains(" 0 violations;"), "{stderr}");
+    let log = stderr.rsplit("audit log ").next().unwrap().trim();
+    let recs = audit::verify(Path::new(log)).unwrap();
+    let _ = std::fs::remove_file(log);
+    let argvs: Vec<Vec<String>> = execs(&recs).iter().map(|r| argv(r)).collect();
+    assert!(
+        argvs.contains(&vec!["/bin/true".to_owned(), "from-the-profile".to_owned()]),
+        "{argvs:#?}"
+    );
+    assert_run_left_nothing(&oci, &id);
+    assert!(host_trail_dirs().is_empty(), "{:?}", host_trail_dirs());
 }
