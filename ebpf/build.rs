@@ -6,15 +6,37 @@
 //! cannot disagree, and the C headers refuse to build without them.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use purple_policy::limits::{MAX_PORT_RANGES, MAX_RULES};
+use purple_policy::limits::{MAX_PORT_RANGES, MAX_RULES, TRAIL_CONTAINERS, TRAIL_RING_BYTES};
 
 fn main() {
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("purple.bpf.o");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let src = PathBuf::from("src/bpf");
     println!("cargo:rerun-if-changed=src/bpf");
+    compile(
+        &src.join("purple.bpf.c"),
+        &out.join("purple.bpf.o"),
+        &[
+            format!("-DPURPLE_MAX_RULES={MAX_RULES}"),
+            format!("-DPURPLE_MAX_PORT_RANGES={MAX_PORT_RANGES}"),
+        ],
+    );
+    // The activity trail's object, loaded once per host apart from the
+    // per-container network object; its atomics return values (BPF v3).
+    compile(
+        &src.join("trail/trail.bpf.c"),
+        &out.join("trail.bpf.o"),
+        &[
+            "-mcpu=v3".into(),
+            format!("-DPURPLE_TRAIL_RING_BYTES={TRAIL_RING_BYTES}"),
+            format!("-DPURPLE_TRAIL_CONTAINERS={TRAIL_CONTAINERS}"),
+        ],
+    );
+}
+
+fn compile(src: &Path, out: &Path, defines: &[String]) {
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     // <linux/bpf.h> includes <asm/types.h>, which Debian keeps in the multiarch dir.
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
@@ -22,16 +44,16 @@ fn main() {
     let status = Command::new(&clang)
         .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"])
         .arg(format!("-I{multiarch}"))
-        .arg(format!("-DPURPLE_MAX_RULES={MAX_RULES}"))
-        .arg(format!("-DPURPLE_MAX_PORT_RANGES={MAX_PORT_RANGES}"))
+        .args(defines)
         .arg("-c")
-        .arg(src.join("purple.bpf.c"))
+        .arg(src)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .status()
         .unwrap_or_else(|e| panic!("cannot run {clang} (apt-get install clang libbpf-dev): {e}"));
     assert!(
         status.success(),
-        "clang failed to compile src/bpf/purple.bpf.c"
+        "clang failed to compile {}",
+        src.display()
     );
 }

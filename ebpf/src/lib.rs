@@ -30,6 +30,7 @@ mod learned;
 pub mod maps;
 mod programs;
 mod stats;
+pub mod trail;
 
 pub use askers::DnsAskers;
 pub use learned::LearnedHosts;

@@ -117,7 +117,7 @@ pub fn pin_root() -> Result<File, EbpfError> {
 }
 
 /// Creates the container's own pin directory (0700) below the checked root.
-fn make_pin_dir(pin_dir: &Path) -> Result<(), EbpfError> {
+pub(crate) fn make_pin_dir(pin_dir: &Path) -> Result<(), EbpfError> {
     let root = pin_root()?;
     let rel = pin_dir.strip_prefix(PIN_ROOT).map_err(|_| EbpfError::Io {
         what: format!("pin directory {}", pin_dir.display()),

@@ -6,3 +6,7 @@
 pub const MAX_RULES: usize = 65536;
 /// Port ranges one rule can hold.
 pub const MAX_PORT_RANGES: usize = 8;
+/// Bytes of each traced container's activity ring (a power of two pages).
+pub const TRAIL_RING_BYTES: usize = 1 << 20;
+/// Containers the host's activity trail can follow at once.
+pub const TRAIL_CONTAINERS: usize = 4096;

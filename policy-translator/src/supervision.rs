@@ -26,6 +26,10 @@ pub struct AuditPlan {
     /// Also record connections the network rules allowed (`network.allowed`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_allowed: bool,
+    /// Record every program started in the sandbox (`process.exec`), from
+    /// the host's trail programs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trace_exec: bool,
     #[serde(default, skip_serializing_if = "Alerts::is_empty")]
     pub alerts: Alerts,
 }

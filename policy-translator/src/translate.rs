@@ -447,6 +447,7 @@ pub fn audit_plan(a: &Audit) -> AuditPlan {
     AuditPlan {
         log_path: a.log_path.clone(),
         record_allowed: a.record.iter().any(|r| r == "network.allowed"),
+        trace_exec: a.record.iter().any(|r| r == "process.exec"),
         alerts: a.alerts.clone(),
     }
 }

@@ -114,6 +114,11 @@ const FIELDS: &[&str] = &[
     "user:\n  namespace:\n    enabled: @",
     "user:\n  namespace:\n    host_id: @",
     "user:\n  namespace:\n    size: @",
+    "ebpf_monitoring: @",
+    "ebpf_monitoring:\n  trace_exec: @",
+    "ebpf_monitoring:\n  trace_network: @",
+    "ebpf_monitoring:\n  correlation_enabled: @",
+    "ebpf_monitoring:\n  trace_files: @",
     "hostname: @",
     "description: @",
     "name: @",
@@ -172,7 +177,7 @@ proptest! {
     #[test]
     fn every_section_takes_any_value(key in prop::sample::select(vec![
         "name", "filesystem", "syscalls", "resources", "capabilities", "network",
-        "audit", "environment", "user", "hostname", "description",
+        "audit", "environment", "user", "hostname", "description", "ebpf_monitoring",
     ]), value in scalar()) {
         let text = format!("name: x\n{key}: {value}\n");
         let _ = parse_policy(&text, Path::new("x.yaml"), &ctx());

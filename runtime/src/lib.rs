@@ -27,3 +27,4 @@ pub mod seccomp;
 pub mod signal;
 pub mod supervisor;
 pub mod tenant;
+pub mod trail;

@@ -22,7 +22,7 @@ const ALERTS: Shape = Shape {
 };
 
 /// Record kinds a policy may ask for beyond violations.
-pub const OPTIONAL_RECORDS: &[&str] = &["network.allowed"];
+pub const OPTIONAL_RECORDS: &[&str] = &["network.allowed", "process.exec"];
 
 pub(super) fn audit(d: &mut Decoder, f: &Fields) -> Audit {
     if let Some(n) = f.get("enabled") {

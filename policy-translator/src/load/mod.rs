@@ -5,6 +5,7 @@
 
 mod audit;
 mod filesystem;
+mod monitoring;
 mod network;
 mod resources;
 mod syscalls;
@@ -24,6 +25,7 @@ pub use resources::capability;
 
 use audit::{audit, AUDIT};
 use filesystem::{check_sandbox_overlaps, filesystem, FILESYSTEM};
+use monitoring::{monitoring, MONITORING};
 use network::{network, NETWORK};
 use resources::{capabilities, resources, CAPABILITIES, RESOURCES};
 use syscalls::{syscalls, SYSCALLS};
@@ -42,16 +44,13 @@ const TOP: Shape = Shape {
         "environment",
         "user",
         "hostname",
+        "ebpf_monitoring",
     ],
     renamed: &[],
     inert: &[
         Inert {
             key: "ai_policy",
             why: "Purple does not meter LLM tokens or costs; limit which APIs an agent reaches with `network.allowed_domains`",
-        },
-        Inert {
-            key: "ebpf_monitoring",
-            why: "Purple's eBPF enforcement and audit trail are always on",
         },
     ],
 };
@@ -118,7 +117,12 @@ fn policy(d: &mut Decoder, n: &Node, ctx: &Context) -> Option<Policy> {
     let resources = section(d, &f, "resources", &RESOURCES, resources);
     let capabilities = section(d, &f, "capabilities", &CAPABILITIES, capabilities);
     let network = section(d, &f, "network", &NETWORK, network);
-    let audit = section(d, &f, "audit", &AUDIT, audit);
+    let mut audit = section(d, &f, "audit", &AUDIT, audit);
+    for kind in section(d, &f, "ebpf_monitoring", &MONITORING, monitoring) {
+        if !audit.record.contains(&kind) {
+            audit.record.push(kind);
+        }
+    }
     let environment = f
         .get("environment")
         .map(|n| environment(d, n))

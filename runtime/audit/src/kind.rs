@@ -19,10 +19,12 @@ pub enum Kind {
     ResourceDisk,
     AlertDropped,
     SupervisorError,
+    /// A program started in the sandbox (the activity trail).
+    ProcessExec,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Lifecycle,
         Kind::NetworkBlocked,
         Kind::NetworkAllowed,
@@ -36,6 +38,7 @@ impl Kind {
         Kind::ResourceDisk,
         Kind::AlertDropped,
         Kind::SupervisorError,
+        Kind::ProcessExec,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Kind {
             Kind::ResourceDisk => "resource.disk",
             Kind::AlertDropped => "alert.dropped",
             Kind::SupervisorError => "supervisor.error",
+            Kind::ProcessExec => "process.exec",
         }
     }
 
@@ -61,7 +65,10 @@ impl Kind {
     }
 
     pub fn is_violation(self) -> bool {
-        !matches!(self, Kind::Lifecycle | Kind::NetworkAllowed)
+        !matches!(
+            self,
+            Kind::Lifecycle | Kind::NetworkAllowed | Kind::ProcessExec
+        )
     }
 
     /// Records of this kind stand for `details.count` events.

@@ -18,6 +18,7 @@ use crate::container::Runtime;
 ///   purple audit agent-1 --kind syscall.denied --since 10m
 ///   purple audit --path /var/log/purple/agent-1.jsonl --follow --json
 ///   purple audit summary agent-1
+///   purple audit tree agent-1
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, verbatim_doc_comment)]
 pub struct Args {
@@ -73,6 +74,16 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The process tree of a run traced with `ebpf_monitoring.trace_exec`:
+    /// each process with the programs it ran, its connections, DNS names
+    /// and violations.
+    Tree {
+        #[command(flatten)]
+        source: Source,
+        /// The tree as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a log's hash chain: exits 1 if any record was changed, removed or moved.
     Verify {
         #[command(flatten)]
@@ -100,6 +111,18 @@ pub fn audit(args: Args, root: &Path) -> Result<i32> {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
                 print!("{}", crate::escape::lines_for_terminal(&s.to_string()));
+            }
+            Ok(0)
+        }
+        Some(AuditCommand::Tree { source, json }) => {
+            let path = source.resolve(root)?;
+            let records = audit::records(&path)?;
+            let tree = audit::tree::tree(&records);
+            if json {
+                println!("{}", serde_json::to_string(&tree)?);
+            } else {
+                // argv, comm and names are the agent's choice.
+                print!("{}", crate::escape::lines_for_terminal(&tree.to_string()));
             }
             Ok(0)
         }

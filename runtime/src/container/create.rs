@@ -250,6 +250,7 @@ impl Runtime {
             scope_abstract_unix: shared_netns && enforcement.requested,
             init_start_time: None,
             launch: opts.launch.clone(),
+            trail: None,
         };
         save_record(pdir, &record)?;
         let disk_limits =
@@ -365,6 +366,11 @@ impl Runtime {
             if let Some(r) = &mut resolver {
                 r.install(bpf_dir).map_err(NetworkError::from)?;
             }
+            draft.record.trail = crate::trail::registration(cgroup2_dir, &draft.audit_plan)?;
+            if let Some(reg) = &draft.record.trail {
+                save_record(pdir, &draft.record)?;
+                crate::trail::register(reg, bpf_dir, &draft.audit_plan)?;
+            }
         }
         Ok(Network { helper, resolver })
     }
@@ -437,6 +443,7 @@ impl Runtime {
                 .unwrap_or_default(),
             cgroup2: cgroup2_dir,
             pins: record.bpf_dir.clone().filter(|d| d.exists()),
+            trail: record.trail.clone(),
             rules: enforcement.rules,
             dns: network.resolver.as_ref().map(|r| r.config.clone()),
             seccomp: seccomp_profile.filter(|_| notifier.is_some()),

@@ -80,6 +80,12 @@ impl Runtime {
             if let Some(path) = &rec.cgroups_path {
                 step(self.remove_cgroup(id, path, rec.systemd, how));
             }
+            if let Some(reg) = &rec.trail {
+                step(
+                    purple_ebpf::trail::unregister(reg)
+                        .map_err(|e| crate::trail::TrailError::from(e).into()),
+                );
+            }
             if let Some(dir) = &rec.bpf_dir {
                 step(purple_ebpf::detach(dir).map_err(|e| NetworkError::from(e).into()));
             }

@@ -90,6 +90,8 @@ pub enum LifecycleError {
     #[error(transparent)]
     Egress(#[from] EgressError),
     #[error(transparent)]
+    Trail(#[from] crate::trail::TrailError),
+    #[error(transparent)]
     Disk(#[from] crate::diskwatch::DiskError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
@@ -198,6 +200,10 @@ pub struct Record {
     /// What `purple run` asked for; engines' containers have none.
     #[serde(default)]
     pub launch: Option<Launch>,
+    /// Where the container is registered with the host's activity trail
+    /// (written before it is).
+    #[serde(default)]
+    pub trail: Option<purple_ebpf::trail::Registration>,
 }
 
 /// A sandbox of `purple run`, as `purple ps` shows it.

@@ -288,6 +288,22 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         },
         None => None,
     };
+    let mut trail = match (&plan.trail, &plan.pins) {
+        (Some(reg), Some(pins)) => {
+            match crate::trail::Reader::open(reg.clone(), pins, plan.init.map(|i| i.pid)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    failures.records_lost(
+                        "activity trail",
+                        e,
+                        "the programs the sandbox starts are not recorded (no process.exec records)",
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let mut limits: Vec<Counter> = plan.counters.iter().cloned().map(Counter::new).collect();
     // Shared with the resolver's threads: its dns.denied records are violations too.
     let alerter =
@@ -333,6 +349,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             let mut fds = Vec::new();
             if let Some(r) = &ring {
                 fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(t) = &trail {
+                fds.push(PollFd::new(t.fd(), PollFlags::POLLIN));
             }
             if let Some(s) = &sigfd {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
@@ -416,6 +435,14 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 }
             }
         }
+        // Read after the network ring and written before it: a process's
+        // exec then precedes what it did (its exec was in the ring before
+        // any of its events reached another one).
+        if let Some(t) = trail.as_mut() {
+            let mut execs = Vec::new();
+            t.drain(&mut execs);
+            batch.splice(0..0, execs);
+        }
         batch.extend(limits.iter_mut().filter_map(Counter::check));
         batch.extend(session.enforce());
         let mut full = false;
@@ -434,6 +461,13 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             if gone {
                 let mut details = exit_status.take().unwrap_or_else(|| json!({}));
                 details["event"] = json!("exited");
+                // What the last processes ran after the drain above.
+                if let Some(t) = trail.as_mut() {
+                    let mut last = Vec::new();
+                    t.drain(&mut last);
+                    write(&mut log, &last)?;
+                    details["trail"] = t.counts();
+                }
                 if dropped > 0 {
                     details["output_dropped"] = json!(dropped);
                 }

@@ -53,6 +53,10 @@ pub struct Plan {
     pub cgroup2: Option<PathBuf>,
     /// Where the BPF maps are pinned.
     pub pins: Option<PathBuf>,
+    /// The container's registration with the host's activity trail (its
+    /// ring is pinned in `pins`).
+    #[serde(default)]
+    pub trail: Option<purple_ebpf::trail::Registration>,
     /// The effective rule list (rule id = index + 1), to name the rule that decided.
     pub rules: Vec<Rule>,
     /// The container's resolver, served from the inherited [`Fds::resolver`].
