@@ -19,10 +19,14 @@ pub enum Kind {
     ResourceDisk,
     AlertDropped,
     SupervisorError,
+    /// The host key's signature over the chain's head (a seal closes the log).
+    AuditCheckpoint,
+    /// Records that could not be written, counted by kind.
+    AuditLost,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Lifecycle,
         Kind::NetworkBlocked,
         Kind::NetworkAllowed,
@@ -36,6 +40,8 @@ impl Kind {
         Kind::ResourceDisk,
         Kind::AlertDropped,
         Kind::SupervisorError,
+        Kind::AuditCheckpoint,
+        Kind::AuditLost,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +59,8 @@ impl Kind {
             Kind::ResourceDisk => "resource.disk",
             Kind::AlertDropped => "alert.dropped",
             Kind::SupervisorError => "supervisor.error",
+            Kind::AuditCheckpoint => "audit.checkpoint",
+            Kind::AuditLost => "audit.lost",
         }
     }
 
@@ -61,14 +69,17 @@ impl Kind {
     }
 
     pub fn is_violation(self) -> bool {
-        !matches!(self, Kind::Lifecycle | Kind::NetworkAllowed)
+        !matches!(
+            self,
+            Kind::Lifecycle | Kind::NetworkAllowed | Kind::AuditCheckpoint
+        )
     }
 
     /// Records of this kind stand for `details.count` events.
     pub fn counts(self) -> bool {
         matches!(
             self,
-            Kind::ResourceOom | Kind::ResourcePids | Kind::AlertDropped
+            Kind::ResourceOom | Kind::ResourcePids | Kind::AlertDropped | Kind::AuditLost
         )
     }
 }

@@ -96,10 +96,11 @@ impl Runtime {
             return Err(e);
         }
         if let Some(rec) = record {
-            self.audit(
+            self.audit_signed(
                 id,
                 rec,
                 Entry::new(Kind::Lifecycle, json!({"event": "deleted"})),
+                true,
             );
         }
         for dir in [self.state_dir(id), self.purple_dir(id), self.run_bundle(id)] {

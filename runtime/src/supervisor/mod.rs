@@ -14,6 +14,7 @@
 pub mod plan;
 mod session;
 mod spawn;
+mod trail;
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -37,8 +38,9 @@ use crate::pidfd;
 use crate::seccomp::Notifier;
 use plan::{Fds, Plan};
 use session::{Counter, Session};
+use trail::Trail;
 
-pub use spawn::{spawn, started, stop, wait_exit};
+pub use spawn::{running, spawn, started, stop, wait_exit};
 
 /// The supervisor's command line: the plan and nothing else.
 #[derive(Debug, Clone, clap::Args)]
@@ -252,7 +254,16 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         mut caller,
         mut failures,
     } = parts;
-    let mut log = AuditLog::open(&plan.log, &plan.id, plan.policy.as_deref())?;
+    let log = AuditLog::open(&plan.log, &plan.id, plan.policy.as_deref())?;
+    let key = crate::audit::seal::host_key()
+        .map_err(|e| {
+            failures.records_lost(
+                "audit key",
+                e,
+                "the log's checkpoints are not signed: it verifies as cut short",
+            )
+        })
+        .ok();
     let rules = plan.rule_book();
     let mut ring = match &plan.pins {
         Some(pins) => match purple_ebpf::open_events(pins) {
@@ -290,14 +301,11 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         .thread_block()
         .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK))
         .ok();
-    let write = |log: &mut AuditLog, entries: &[Entry]| -> Result<(), AuditError> {
-        alerter.send_violations(&log.append(entries)?);
-        Ok(())
-    };
+    let mut trail = Trail::new(log, key, Arc::clone(&alerter));
     if failures.kill {
         session.signal_all(libc::SIGKILL);
     }
-    write(&mut log, &failures.entries)?;
+    trail.write(&failures.entries)?;
     if let (Some(config), Some(fds), Some(pins)) = (&plan.dns, resolver, &plan.pins) {
         let target = crate::dns::AuditTarget {
             log: &plan.log,
@@ -306,7 +314,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             alerter: Arc::clone(&alerter),
         };
         if let Err(e) = crate::dns::serve(config.clone(), fds, pins, target) {
-            log.append(&[crate::dns::failure(&e)])?;
+            trail.write(&[crate::dns::failure(&e)])?;
         }
     }
     loop {
@@ -397,7 +405,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if dropped > 0 {
             batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
-        write(&mut log, &batch)?;
+        trail.write(&batch)?;
         let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
@@ -407,8 +415,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 if orphaned {
                     details["reason"] = json!("caller died");
                 }
-                write(&mut log, &[Entry::new(Kind::Lifecycle, details)])?;
+                trail.write(&[Entry::new(Kind::Lifecycle, details)])?;
             }
+            trail.checkpoint()?;
             // Told to stop: whoever stops it deletes the container.
             return Ok(orphaned && !stop);
         }
