@@ -2,7 +2,7 @@
 
 /// The kinds of record Purple writes (a record's `kind`, as a string in the
 /// log: readers keep kinds they do not know).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// `created`, `started`, `exited`, `deleted`.
     #[default]

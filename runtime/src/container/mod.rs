@@ -379,24 +379,24 @@ impl Runtime {
     /// Appends one record to the container's audit log. Auditing never stops
     /// the lifecycle: a failure is logged as a warning.
     fn audit(&self, id: &ContainerId, record: &Record, e: Entry) {
-        self.write_audit(id, record, e, None);
+        self.write_audit(id, record, &[e], None);
     }
 
     /// Appends one record and a checkpoint signed with the host's key (a
     /// seal when `seal`: nothing follows it in this run).
     fn audit_signed(&self, id: &ContainerId, record: &Record, e: Entry, seal: bool) {
-        self.write_audit(id, record, e, Some(seal));
+        self.write_audit(id, record, &[e], Some(seal));
     }
 
-    fn write_audit(&self, id: &ContainerId, record: &Record, e: Entry, sign: Option<bool>) {
+    fn write_audit(&self, id: &ContainerId, record: &Record, e: &[Entry], sign: Option<bool>) {
         let Some(path) = &record.audit_log else {
             return;
         };
         let written =
             AuditLog::open(path, id.as_str(), record.policy.as_deref()).and_then(|mut log| {
                 match sign {
-                    Some(seal) => log.append_signed(&[e], &audit::seal::host_key()?, seal),
-                    None => log.append(&[e]),
+                    Some(seal) => log.append_signed(e, &audit::seal::host_key()?, seal),
+                    None => log.append(e),
                 }
             });
         if let Err(err) = written {

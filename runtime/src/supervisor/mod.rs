@@ -11,6 +11,7 @@
 //! `supervisor.error` record (an alerted violation) saying what it costs,
 //! and where enforcement depends on that part the container is killed.
 
+mod ledger;
 pub mod plan;
 mod session;
 mod spawn;
@@ -40,6 +41,7 @@ use plan::{Fds, Plan};
 use session::{Counter, Session};
 use trail::Trail;
 
+pub use ledger::leftovers;
 pub use spawn::{running, spawn, started, stop, wait_exit};
 
 /// The supervisor's command line: the plan and nothing else.
@@ -222,11 +224,21 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let caller = caller.map(|fd| Caller { fd, gone: false });
+    let ledger = ledger::Ledger::create(&args.plan)
+        .map_err(|e| {
+            failures.records_lost(
+                "ledger",
+                e,
+                "events the supervisor dies holding are not counted as lost",
+            )
+        })
+        .ok();
     let parts = Parts {
         notifier,
         resolver,
         caller,
         failures,
+        ledger,
     };
     if run(&plan, parts)? {
         let id = crate::id::ContainerId::parse(&plan.id)?;
@@ -243,6 +255,7 @@ struct Parts {
     resolver: Option<plan::ResolverFds<OwnedFd>>,
     caller: Option<Caller>,
     failures: Failures,
+    ledger: Option<ledger::Ledger>,
 }
 
 /// The supervisor's loop; returns when the container is gone or on SIGTERM,
@@ -253,7 +266,13 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         resolver,
         mut caller,
         mut failures,
+        ledger,
     } = parts;
+    let take = |entries: &[Entry]| {
+        if let Some(l) = &ledger {
+            entries.iter().for_each(|e| l.take(e));
+        }
+    };
     let log = AuditLog::open(&plan.log, &plan.id, plan.policy.as_deref())?;
     let key = crate::audit::seal::host_key()
         .map_err(|e| {
@@ -387,13 +406,19 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if let Some(n) = notifier.as_mut() {
             batch.extend(n.service(PollTimeout::ZERO));
         }
+        take(&batch);
         if let Some(ring) = ring.as_mut() {
             while let Some(item) = ring.next() {
                 if let Some(e) = Event::parse(&item) {
-                    batch.push(entry(&e, &rules));
+                    let e = entry(&e, &rules);
+                    // Counted while the event is still in the ring: it
+                    // leaves the ring when `item` drops.
+                    take(std::slice::from_ref(&e));
+                    batch.push(e);
                 }
             }
         }
+        let kernel = batch.len();
         batch.extend(limits.iter_mut().filter_map(Counter::check));
         batch.extend(session.enforce());
         let mut full = false;
@@ -405,6 +430,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if dropped > 0 {
             batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
+        take(&batch[kernel..]);
         trail.write(&batch)?;
         let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
@@ -418,6 +444,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 trail.write(&[Entry::new(Kind::Lifecycle, details)])?;
             }
             trail.checkpoint()?;
+            if let Some(l) = &ledger {
+                l.close();
+            }
             // Told to stop: whoever stops it deletes the container.
             return Ok(orphaned && !stop);
         }
