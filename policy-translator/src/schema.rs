@@ -249,6 +249,7 @@ pub struct Audit {
     /// Extra record kinds beyond violations (`network.allowed`).
     pub record: Vec<String>,
     pub alerts: Alerts,
+    pub on_failure: crate::supervision::OnFailure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

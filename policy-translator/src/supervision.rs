@@ -28,6 +28,28 @@ pub struct AuditPlan {
     pub record_allowed: bool,
     #[serde(default, skip_serializing_if = "Alerts::is_empty")]
     pub alerts: Alerts,
+    /// What the supervisor does when records cannot be written.
+    #[serde(default, skip_serializing_if = "OnFailure::is_default")]
+    pub on_failure: OnFailure,
+}
+
+/// When audit records cannot be written (disk full, I/O error, log
+/// removed): either way they are counted and an `audit.lost` says so as
+/// soon as it can be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop the sandbox: nothing it does goes unrecorded.
+    #[default]
+    Kill,
+    /// Let it run on.
+    Continue,
+}
+
+impl OnFailure {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Where each violation is sent, live, besides the log.

@@ -448,6 +448,7 @@ pub fn audit_plan(a: &Audit) -> AuditPlan {
         log_path: a.log_path.clone(),
         record_allowed: a.record.iter().any(|r| r == "network.allowed"),
         alerts: a.alerts.clone(),
+        on_failure: a.on_failure,
     }
 }
 

@@ -189,6 +189,14 @@ impl AuditLog {
         &self.path
     }
 
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    pub fn policy(&self) -> Option<&str> {
+        self.policy.as_deref()
+    }
+
     /// Appends records for `entries`, chained to whatever the log ends with;
     /// returns them as written.
     pub fn append(&mut self, entries: &[Entry]) -> Result<Vec<Record>, AuditError> {
@@ -271,8 +279,18 @@ impl AuditLog {
         if out.is_empty() {
             return Ok(written);
         }
-        self.file.write_all(&out)?;
-        self.file.sync_data()?;
+        // Whole or not at all: a write cut short (disk full, I/O error) is
+        // rolled back to the length before it, so the log never ends in
+        // half a record and its chain still verifies.
+        let before = self.file.metadata()?.len();
+        if let Err(e) = self
+            .file
+            .write_all(&out)
+            .and_then(|()| self.file.sync_data())
+        {
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
         Ok(written)
     }
 

@@ -429,6 +429,7 @@ impl Runtime {
             seccomp: seccomp_profile.filter(|_| notifier.is_some()),
             exec_seccomp,
             session,
+            on_failure: audit_plan.on_failure,
             alerts: audit_plan.alerts,
             disk_limits,
             init: Some(Init {

@@ -52,7 +52,7 @@ fn slot(kind: Kind) -> usize {
 }
 
 /// How many events `e` stands for.
-fn events(kind: Kind, details: &serde_json::Value) -> u64 {
+pub(super) fn events(kind: Kind, details: &serde_json::Value) -> u64 {
     if kind.counts() {
         details["count"].as_u64().unwrap_or(1)
     } else {

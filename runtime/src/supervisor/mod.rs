@@ -29,6 +29,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
 use purple_policy::plan::Action;
+use purple_policy::supervision::OnFailure;
 use serde_json::{json, Value};
 
 use crate::alert::Alerter;
@@ -324,7 +325,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
     if failures.kill {
         session.signal_all(libc::SIGKILL);
     }
-    trail.write(&failures.entries)?;
+    trail.write(&failures.entries);
     if let (Some(config), Some(fds), Some(pins)) = (&plan.dns, resolver, &plan.pins) {
         let target = crate::dns::AuditTarget {
             log: &plan.log,
@@ -333,7 +334,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             alerter: Arc::clone(&alerter),
         };
         if let Err(e) = crate::dns::serve(config.clone(), fds, pins, target) {
-            trail.write(&[crate::dns::failure(&e)])?;
+            trail.write(&[crate::dns::failure(&e)]);
         }
     }
     loop {
@@ -431,7 +432,10 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
         take(&batch[kernel..]);
-        trail.write(&batch)?;
+        if !trail.write(&batch) && plan.on_failure == OnFailure::Kill {
+            // Nothing the sandbox does may go unrecorded.
+            session.signal_all(libc::SIGKILL);
+        }
         let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
@@ -441,10 +445,10 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 if orphaned {
                     details["reason"] = json!("caller died");
                 }
-                trail.write(&[Entry::new(Kind::Lifecycle, details)])?;
+                trail.write(&[Entry::new(Kind::Lifecycle, details)]);
             }
-            trail.checkpoint()?;
-            if let Some(l) = &ledger {
+            // Anything still unwritten is `delete`'s to account for.
+            if let (true, Some(l)) = (trail.finish(), &ledger) {
                 l.close();
             }
             // Told to stop: whoever stops it deletes the container.

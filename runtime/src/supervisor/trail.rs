@@ -1,13 +1,18 @@
 //! The supervisor's side of the audit log: writing its records, alerting
-//! the violations among them, and signing the chain's head every
-//! [`CHECKPOINT_RECORDS`] records or [`CHECKPOINT_SECONDS`] seconds.
+//! the violations among them, signing the chain's head every
+//! [`CHECKPOINT_RECORDS`] records or [`CHECKPOINT_SECONDS`] seconds, and
+//! counting what cannot be written.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
+use super::ledger::{events, lost_entry};
 use crate::alert::Alerter;
 use crate::audit::seal::{CHECKPOINT_RECORDS, CHECKPOINT_SECONDS};
-use crate::audit::{AuditError, AuditLog, Entry, SigningKey};
+use crate::audit::{AuditLog, Entry, Kind, Record, SigningKey, SCHEMA};
 
 pub(super) struct Trail {
     log: AuditLog,
@@ -16,6 +21,11 @@ pub(super) struct Trail {
     alerter: Arc<Alerter>,
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// Events whose records could not be written, by kind, not yet in an
+    /// `audit.lost`.
+    lost: BTreeMap<Kind, u64>,
+    /// Why writes fail, while they do.
+    failing: Option<String>,
 }
 
 impl Trail {
@@ -26,39 +36,112 @@ impl Trail {
             alerter,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            lost: BTreeMap::new(),
+            failing: None,
         }
     }
 
-    /// Writes `entries` (possibly none), with a checkpoint when one is due.
+    /// Writes `entries` (possibly none), after an `audit.lost` for what
+    /// could not be written before and with a checkpoint when one is due.
     /// The timer runs whether or not the supervisor wrote: the resolver's
     /// threads append to the same log, and a checkpoint after nothing new is
-    /// not written.
-    pub(super) fn write(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
-        let due = self.since_checkpoint + entries.len() as u64 >= CHECKPOINT_RECORDS
+    /// not written. False when the records could not be written: they are
+    /// counted, an alert goes out the first time, and the next write that
+    /// succeeds says so.
+    pub(super) fn write(&mut self, entries: &[Entry]) -> bool {
+        let mut with_lost;
+        let all = if self.lost.is_empty() {
+            entries
+        } else {
+            let why = format!(
+                "records could not be written: {}",
+                self.failing.as_deref().unwrap_or("unknown error")
+            );
+            with_lost = vec![lost_entry(&self.lost, &why)];
+            with_lost.extend_from_slice(entries);
+            &with_lost[..]
+        };
+        let due = self.since_checkpoint + all.len() as u64 >= CHECKPOINT_RECORDS
             || self.last_checkpoint.elapsed() >= Duration::from_secs(CHECKPOINT_SECONDS);
-        match (&self.key, due) {
-            (Some(key), true) => {
-                let written = self.log.append_signed(entries, key, false)?;
+        let written = match (&self.key, due) {
+            (Some(key), true) => self.log.append_signed(all, key, false),
+            _ if all.is_empty() => return true,
+            _ => self.log.append(all),
+        };
+        match written {
+            Ok(written) => {
                 self.alerter.send_violations(&written);
-                self.since_checkpoint = 0;
-                self.last_checkpoint = Instant::now();
+                if due && self.key.is_some() {
+                    self.since_checkpoint = 0;
+                    self.last_checkpoint = Instant::now();
+                } else {
+                    self.since_checkpoint += written.len() as u64;
+                }
+                self.lost.clear();
+                self.failing = None;
+                true
             }
-            _ if entries.is_empty() => {}
-            _ => {
-                let written = self.log.append(entries)?;
-                self.alerter.send_violations(&written);
-                self.since_checkpoint += written.len() as u64;
+            // A checkpoint alone that could not be written loses nothing:
+            // the next one signs the same records.
+            Err(_) if entries.is_empty() => true,
+            Err(e) => {
+                for e in entries {
+                    *self.lost.entry(e.kind).or_default() += events(e.kind, &e.details);
+                }
+                if self.failing.is_none() {
+                    tracing::error!("audit records lost: {e}");
+                    self.alert_failure(&e.to_string());
+                    self.failing = Some(e.to_string());
+                }
+                false
             }
         }
-        Ok(())
+    }
+
+    /// Tells the alert targets at once that records are being lost (a
+    /// record that is not in the log: `seq` 0; the log gets its
+    /// `audit.lost` once it can be written).
+    fn alert_failure(&self, error: &str) {
+        self.alerter.send_violations(&[Record {
+            kind: Kind::AuditLost.as_str().to_owned(),
+            details: json!({
+                "count": self.lost.values().sum::<u64>(),
+                "kinds": self.lost.iter().map(|(k, n)| (k.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+                "reason": format!("records could not be written: {error}"),
+                "written": false,
+            }),
+            ..self.blank()
+        }]);
+    }
+
+    /// A record of this log with nothing in it yet.
+    fn blank(&self) -> Record {
+        Record {
+            schema: SCHEMA,
+            seq: 0,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            container_id: self.log.container_id().to_owned(),
+            policy: self.log.policy().map(str::to_owned),
+            kind: String::new(),
+            pid: None,
+            comm: None,
+            rule: None,
+            details: serde_json::Value::Null,
+            prev: String::new(),
+        }
     }
 
     /// Signs what the supervisor leaves behind when it exits (the seal is
-    /// `delete`'s: its `deleted` is the run's last record).
-    pub(super) fn checkpoint(&mut self) -> Result<(), AuditError> {
-        if let Some(key) = &self.key {
-            self.log.append_signed(&[], key, false)?;
+    /// `delete`'s: its `deleted` is the run's last record). True when
+    /// everything it took is in the log (or counted there as lost).
+    pub(super) fn finish(&mut self) -> bool {
+        // One last try for what is pending.
+        if !self.write(&[]) {
+            return false;
         }
-        Ok(())
+        match &self.key {
+            Some(key) => self.log.append_signed(&[], key, false).is_ok(),
+            None => true,
+        }
     }
 }

@@ -1,0 +1,138 @@
+//! No torn records, no silent loss: an agent's log on a filesystem that
+//! fills up. Under `on_failure: kill` the sandbox is stopped, under
+//! `continue` it runs on; either way the log still verifies once space is
+//! back, and an `audit.lost` counts by kind what could not be written, so
+//! that records + lost = what the kernel counted.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use purple_integration::audited::{delete_and_wait, start};
+use purple_integration::cli::{combined, run_purple};
+use purple_integration::netns::TestNet;
+use purple_integration::*;
+use purple_runtime::audit;
+use serde_json::json;
+
+/// A small tmpfs under the log root, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn new(size: &str) -> Self {
+        let dir = Path::new(audit::LOG_DIR).join(unique_id("evidence-disk"));
+        fs::create_dir_all(&dir).unwrap();
+        mount(
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ],
+            &dir,
+        );
+        Self(dir)
+    }
+
+    fn grow(&self, size: &str) {
+        mount(&["-o", &format!("remount,size={size}")], &self.0);
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+fn mount(args: &[&str], dir: &Path) {
+    let st = Command::new("mount").args(args).arg(dir).status().unwrap();
+    assert!(st.success(), "mount {args:?} {}", dir.display());
+}
+
+/// The counts of `audit.lost` records of `kind` in `recs`.
+fn lost_of(recs: &[audit::Record], kind: &str) -> u64 {
+    recs.iter()
+        .filter(|r| r.kind == "audit.lost")
+        .map(|r| r.details["kinds"][kind].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// 3,000 blocked connects with the log on a 64 KiB filesystem; returns
+/// what the log says once space is back and the sandbox is deleted.
+fn full_disk(on_failure: &str) -> (Vec<audit::Record>, bool) {
+    let disk = SmallDisk::new("64k");
+    let log = disk.0.join("agent.jsonl");
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start(
+        &net,
+        &oci,
+        &["sleep", "1000"],
+        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        Some(json!({"log_path": log, "on_failure": on_failure})),
+    );
+    oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "3000"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while on_failure == "kill" && oci.status(&id) != "stopped" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let still_running = oci.status(&id) == "running";
+    let stats: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["events", "--stats", &id])).unwrap();
+    let denied = stats["purple"]["network"]["denied"].as_u64().unwrap();
+    let in_kernel = stats["purple"]["network"]["events_lost"].as_u64().unwrap();
+    assert!(denied > 0, "{stats}");
+    disk.grow("16m");
+    if still_running {
+        // The supervisor says so as soon as it can write again.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !read(&log).contains("\"audit.lost\"") {
+            assert!(
+                Instant::now() < deadline,
+                "no audit.lost once space is back"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    delete_and_wait(&oci, &id);
+    assert_no_leftovers(&oci, &id);
+    let verified = run_purple(&oci, &["audit", "verify", "--path", log.to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(0), "{}", combined(&verified));
+    let recs = audit::verify(&log).unwrap();
+    let blocked = recs.iter().filter(|r| r.kind == "network.blocked").count() as u64;
+    let lost = lost_of(&recs, "network.blocked");
+    eprintln!(
+        "{on_failure}: {denied} denied, {blocked} recorded, {lost} counted lost, {in_kernel} lost in the kernel"
+    );
+    assert!(lost > 0, "the disk never filled: {blocked} records");
+    assert_eq!(
+        blocked + lost + in_kernel,
+        denied,
+        "recorded {blocked}, lost {lost}, lost in the kernel {in_kernel}"
+    );
+    (recs, still_running)
+}
+
+#[test]
+fn a_full_disk_under_kill_stops_the_sandbox_and_counts_what_was_lost() {
+    let (recs, still_running) = full_disk("kill");
+    assert!(!still_running, "the sandbox ran on: {recs:#?}");
+}
+
+#[test]
+fn a_full_disk_under_continue_lets_it_run_and_counts_what_was_lost() {
+    let (recs, still_running) = full_disk("continue");
+    assert!(still_running, "the sandbox was stopped");
+    let lost = recs.iter().find(|r| r.kind == "audit.lost").unwrap();
+    assert!(
+        lost.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be written"),
+        "{lost:?}"
+    );
+}
