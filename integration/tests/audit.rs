@@ -6,7 +6,7 @@
 use std::fs;
 use std::time::Duration;
 
-use purple_integration::audited::{delete_and_read, delete_and_wait, records_of, start};
+use purple_integration::audited::{delete_and_read, delete_and_wait, events_of, records_of, start};
 use purple_integration::cli::{run_purple, stdout_ok};
 use purple_integration::netns::TestNet;
 use purple_integration::*;
@@ -103,7 +103,7 @@ fn burst_of_blocked_connects_is_fully_accounted() {
     delete_and_wait(&oci, &id);
     let log = audit::default_path(&id);
     let recs = audit::verify(&log).unwrap();
-    let blocked = recs.iter().filter(|r| r.kind == "network.blocked").count() as u64;
+    let blocked = events_of(&recs, "network.blocked");
     assert_eq!(blocked + lost, 10000, "recorded {blocked}, lost {lost}");
     let _ = fs::remove_file(&log);
 }
@@ -254,7 +254,7 @@ fn events_a_killed_supervisor_never_read_are_written_by_delete() {
     assert_no_leftovers(&oci, &id);
     let log = audit::default_path(&id);
     let recs = audit::verify(&log).unwrap();
-    let blocked = recs.iter().filter(|r| r.kind == "network.blocked").count() as u64;
+    let blocked = events_of(&recs, "network.blocked");
     let unwritten: u64 = recs
         .iter()
         .filter(|r| r.kind == "audit.lost")

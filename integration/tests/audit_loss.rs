@@ -1,15 +1,16 @@
 //! No torn records, no silent loss: an agent's log on a filesystem that
-//! fills up. Under `on_failure: kill` the sandbox is stopped, under
-//! `continue` it runs on; either way the log still verifies once space is
-//! back, and an `audit.lost` counts by kind what could not be written, so
-//! that records + lost = what the kernel counted.
+//! fills up, or past its budget (`audit.max_size`). Under `on_failure:
+//! kill` the sandbox is stopped, under `continue` it runs on; either way the
+//! log still verifies once space is back, and an `audit.lost` counts by kind
+//! what could not be written, so that records + lost = what the kernel
+//! counted.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use purple_integration::audited::{delete_and_wait, start};
+use purple_integration::audited::{delete_and_wait, events_of, start};
 use purple_integration::cli::{combined, run_purple};
 use purple_integration::netns::TestNet;
 use purple_integration::*;
@@ -61,23 +62,37 @@ fn lost_of(recs: &[audit::Record], kind: &str) -> u64 {
         .sum()
 }
 
-/// 3,000 blocked connects with the log on a 64 KiB filesystem; returns
-/// what the log says once space is back and the sandbox is deleted.
-fn full_disk(on_failure: &str) -> (Vec<audit::Record>, bool) {
-    let disk = SmallDisk::new("64k");
-    let log = disk.0.join("agent.jsonl");
+/// Blocked datagrams to 250 destinations for a second (distinct
+/// destinations: folding does not shrink them below 2,500 records), with
+/// the log at `log` under `audit`; `space_back` runs once the agent is done.
+/// Returns the log's records once the sandbox is deleted, and whether the
+/// sandbox was still running after the flood.
+fn flood(
+    log: &Path,
+    audit: serde_json::Value,
+    space_back: impl FnOnce(),
+) -> (Vec<audit::Record>, bool) {
     let net = TestNet::new();
     let oci = Oci::new();
     let (id, _b) = start(
         &net,
         &oci,
         &["sleep", "1000"],
-        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
-        Some(json!({"log_path": log, "on_failure": on_failure})),
+        json!({"rules": [{"cidr": "203.0.113.0/24", "action": "deny"}]}),
+        Some(audit.clone()),
     );
-    oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "3000"]);
+    oci.run(&[
+        "exec",
+        &id,
+        "netprobe",
+        "udp-flood",
+        "203.0.113",
+        "250",
+        "1",
+    ]);
+    let kill = audit["on_failure"] != "continue";
     let deadline = Instant::now() + Duration::from_secs(5);
-    while on_failure == "kill" && oci.status(&id) != "stopped" && Instant::now() < deadline {
+    while kill && oci.status(&id) != "stopped" && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let still_running = oci.status(&id) == "running";
@@ -86,11 +101,11 @@ fn full_disk(on_failure: &str) -> (Vec<audit::Record>, bool) {
     let denied = stats["purple"]["network"]["denied"].as_u64().unwrap();
     let in_kernel = stats["purple"]["network"]["events_lost"].as_u64().unwrap();
     assert!(denied > 0, "{stats}");
-    disk.grow("16m");
-    if still_running {
+    space_back();
+    if still_running && audit["max_size"].is_null() {
         // The supervisor says so as soon as it can write again.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !read(&log).contains("\"audit.lost\"") {
+        while !read(log).contains("\"audit.lost\"") {
             assert!(
                 Instant::now() < deadline,
                 "no audit.lost once space is back"
@@ -102,19 +117,31 @@ fn full_disk(on_failure: &str) -> (Vec<audit::Record>, bool) {
     assert_no_leftovers(&oci, &id);
     let verified = run_purple(&oci, &["audit", "verify", "--path", log.to_str().unwrap()]);
     assert_eq!(verified.status.code(), Some(0), "{}", combined(&verified));
-    let recs = audit::verify(&log).unwrap();
-    let blocked = recs.iter().filter(|r| r.kind == "network.blocked").count() as u64;
+    let recs = audit::verify(log).unwrap();
+    let blocked = events_of(&recs, "network.blocked");
     let lost = lost_of(&recs, "network.blocked");
     eprintln!(
-        "{on_failure}: {denied} denied, {blocked} recorded, {lost} counted lost, {in_kernel} lost in the kernel"
+        "{audit}: {denied} denied, {blocked} recorded, {lost} counted lost, {in_kernel} lost in \
+         the kernel, log {} bytes",
+        fs::metadata(log).unwrap().len()
     );
-    assert!(lost > 0, "the disk never filled: {blocked} records");
+    assert!(lost > 0, "nothing was lost: {blocked} recorded");
     assert_eq!(
         blocked + lost + in_kernel,
         denied,
         "recorded {blocked}, lost {lost}, lost in the kernel {in_kernel}"
     );
     (recs, still_running)
+}
+
+fn full_disk(on_failure: &str) -> (Vec<audit::Record>, bool) {
+    let disk = SmallDisk::new("64k");
+    let log = disk.0.join("agent.jsonl");
+    flood(
+        &log,
+        json!({"log_path": log, "on_failure": on_failure}),
+        || disk.grow("16m"),
+    )
 }
 
 #[test]
@@ -135,4 +162,29 @@ fn a_full_disk_under_continue_lets_it_run_and_counts_what_was_lost() {
             .contains("could not be written"),
         "{lost:?}"
     );
+}
+
+#[test]
+fn the_log_budget_bounds_the_log_and_counts_the_rest() {
+    let log = Path::new(audit::LOG_DIR)
+        .join(unique_id("evidence-budget"))
+        .join("agent.jsonl");
+    let (recs, still_running) = flood(
+        &log,
+        json!({"log_path": log, "on_failure": "continue", "max_size": 65536}),
+        || {},
+    );
+    assert!(still_running, "the sandbox was stopped");
+    let lost = recs.iter().find(|r| r.kind == "audit.lost").unwrap();
+    assert!(
+        lost.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("audit.max_size"),
+        "{lost:?}"
+    );
+    // One batch may cross the budget; nothing after it but the trail's own.
+    let size = fs::metadata(&log).unwrap().len();
+    assert!(size < 2 << 20, "log of {size} bytes");
+    fs::remove_dir_all(log.parent().unwrap()).unwrap();
 }

@@ -250,6 +250,8 @@ pub struct Audit {
     pub record: Vec<String>,
     pub alerts: Alerts,
     pub on_failure: crate::supervision::OnFailure,
+    /// The log's budget in bytes (`audit.max_size`).
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

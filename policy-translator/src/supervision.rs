@@ -31,6 +31,19 @@ pub struct AuditPlan {
     /// What the supervisor does when records cannot be written.
     #[serde(default, skip_serializing_if = "OnFailure::is_default")]
     pub on_failure: OnFailure,
+    /// The log's budget in bytes; `None`: [`DEFAULT_LOG_MAX_SIZE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+}
+
+/// A sandbox's log budget unless its policy says otherwise: a busy agent's
+/// folded trail takes a few MB an hour.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 1 << 30;
+
+impl AuditPlan {
+    pub fn max_size(&self) -> u64 {
+        self.max_size.unwrap_or(DEFAULT_LOG_MAX_SIZE)
+    }
 }
 
 /// When audit records cannot be written (disk full, I/O error, log

@@ -4,10 +4,18 @@ use super::absolute;
 use crate::decode::{Decoder, Fields, Inert, Shape};
 use crate::schema::*;
 use crate::supervision::{Alerts, OnFailure};
+use crate::units;
 use crate::yaml::{Node, Value};
 
 pub(super) const AUDIT: Shape = Shape {
-    fields: &["enabled", "log_path", "record", "alerts", "on_failure"],
+    fields: &[
+        "enabled",
+        "log_path",
+        "record",
+        "alerts",
+        "on_failure",
+        "max_size",
+    ],
     renamed: &[],
     inert: &[Inert {
         key: "detail_level",
@@ -97,6 +105,9 @@ pub(super) fn audit(d: &mut Decoder, f: &Fields) -> Audit {
         .unwrap_or_default();
     Audit {
         on_failure,
+        max_size: f
+            .get("max_size")
+            .and_then(|n| d.unit(n, &f.path("max_size"), units::parse_size)),
         log_path: f
             .get("log_path")
             .and_then(|n| absolute(d, n, &f.path("log_path"))),
@@ -129,7 +140,7 @@ mod tests {
             on_failure("audit:\n  on_failure: continue\n"),
             Ok(OnFailure::Continue)
         );
-        let err = on_failure("audit:\n  on_failure: shrug\n").unwrap_err();
+        let err = on_failure("audit:\n  on_failure: shrug\n  max_size: 64K\n").unwrap_err();
         assert!(
             err.contains("audit.on_failure") && err.contains("`kill`"),
             "{err}"

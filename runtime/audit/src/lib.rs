@@ -189,6 +189,17 @@ impl AuditLog {
         &self.path
     }
 
+    /// The log's size now.
+    pub fn size(&self) -> Result<u64, AuditError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     pub fn container_id(&self) -> &str {
         &self.container_id
     }
@@ -485,6 +496,17 @@ pub fn parse_lines(path: &Path, text: &[u8], first_line: usize) -> Result<Vec<Re
         .collect()
 }
 
+/// How many events a record of `kind` with `details` stands for: a folded
+/// record (`"folded": true`) or one of a counting kind its `count`, any
+/// other one.
+pub fn stands_for(kind: Kind, details: &Value) -> u64 {
+    if kind.counts() || details["folded"] == true {
+        details["count"].as_u64().unwrap_or(1)
+    } else {
+        1
+    }
+}
+
 /// Whether records of `kind` are violations (counted as such and sent to the
 /// alert targets): all but lifecycle events and the allowed connections a
 /// policy asks to have recorded (a kind this version does not know is one).
@@ -527,11 +549,7 @@ impl Summary {
                     });
                 continue;
             }
-            // Records that carry a count stand for that many events.
-            let n = match Kind::parse(&r.kind) {
-                Some(k) if k.counts() => r.details["count"].as_u64().unwrap_or(1),
-                _ => 1,
-            };
+            let n = Kind::parse(&r.kind).map_or(1, |k| stands_for(k, &r.details));
             *s.kinds.entry(r.kind.clone()).or_default() += n;
             *s.rules
                 .entry(r.kind.clone())

@@ -430,6 +430,7 @@ impl Runtime {
             exec_seccomp,
             session,
             on_failure: audit_plan.on_failure,
+            log_max_size: audit_plan.max_size(),
             alerts: audit_plan.alerts,
             disk_limits,
             init: Some(Init {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use purple_ebpf::events::Event;
 use serde_json::json;
 
-use crate::audit::{self, Entry, Kind, Record};
+use crate::audit::{self, stands_for as events, Entry, Kind, Record};
 
 /// The ledger's file name, next to the plan.
 const LEDGER_FILE: &str = "ledger";
@@ -49,15 +49,6 @@ fn slot(kind: Kind) -> usize {
         .iter()
         .position(|&k| k == kind)
         .expect("every kind is in ALL")
-}
-
-/// How many events `e` stands for.
-pub(super) fn events(kind: Kind, details: &serde_json::Value) -> u64 {
-    if kind.counts() {
-        details["count"].as_u64().unwrap_or(1)
-    } else {
-        1
-    }
 }
 
 pub(super) struct Ledger {

@@ -11,6 +11,7 @@
 //! `supervisor.error` record (an alerted violation) saying what it costs,
 //! and where enforcement depends on that part the container is killed.
 
+mod fold;
 mod ledger;
 pub mod plan;
 mod session;
@@ -321,7 +322,8 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         .thread_block()
         .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK))
         .ok();
-    let mut trail = Trail::new(log, key, Arc::clone(&alerter));
+    let mut trail = Trail::new(log, key, Arc::clone(&alerter), plan.log_max_size);
+    let mut folder = fold::Folder::default();
     if failures.kill {
         session.signal_all(libc::SIGKILL);
     }
@@ -432,6 +434,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
         take(&batch[kernel..]);
+        let now = Instant::now();
+        let mut batch = folder.fold(batch, now);
+        batch.extend(folder.expired(now, false));
         if !trail.write(&batch) && plan.on_failure == OnFailure::Kill {
             // Nothing the sandbox does may go unrecorded.
             session.signal_all(libc::SIGKILL);
@@ -439,6 +444,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         let gone = plan.cgroup2.as_ref().is_none_or(|d| !populated(d));
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
+            trail.write(&folder.expired(Instant::now(), true));
             if gone {
                 let mut details = exit_status.take().unwrap_or_else(|| json!({}));
                 details["event"] = json!("exited");

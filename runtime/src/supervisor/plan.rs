@@ -69,6 +69,9 @@ pub struct Plan {
     /// When records cannot be written: stop the sandbox or let it run on.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// The log's budget in bytes (`audit.max_size`).
+    #[serde(default = "default_log_max_size")]
+    pub log_max_size: u64,
     /// Resource-limit counters in the container's cgroup files.
     pub counters: Vec<LimitCounter>,
     /// Output binds' size limits, watched where no project quota holds them.
@@ -207,6 +210,10 @@ impl Fds<RawFd> {
             Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         })
     }
+}
+
+fn default_log_max_size() -> u64 {
+    purple_policy::supervision::DEFAULT_LOG_MAX_SIZE
 }
 
 impl Plan {

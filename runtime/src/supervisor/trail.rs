@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::ledger::{events, lost_entry};
+use super::ledger::lost_entry;
 use crate::alert::Alerter;
 use crate::audit::seal::{CHECKPOINT_RECORDS, CHECKPOINT_SECONDS};
-use crate::audit::{AuditLog, Entry, Kind, Record, SigningKey, SCHEMA};
+use crate::audit::{stands_for as events, AuditLog, Entry, Kind, Record, SigningKey, SCHEMA};
 
 pub(super) struct Trail {
     log: AuditLog,
@@ -26,11 +26,19 @@ pub(super) struct Trail {
     lost: BTreeMap<Kind, u64>,
     /// Why writes fail, while they do.
     failing: Option<String>,
+    /// The log's budget (`audit.max_size`).
+    max_size: u64,
 }
 
 impl Trail {
-    pub(super) fn new(log: AuditLog, key: Option<SigningKey>, alerter: Arc<Alerter>) -> Self {
+    pub(super) fn new(
+        log: AuditLog,
+        key: Option<SigningKey>,
+        alerter: Arc<Alerter>,
+        max_size: u64,
+    ) -> Self {
         Self {
+            max_size,
             log,
             key,
             alerter,
@@ -45,21 +53,36 @@ impl Trail {
     /// could not be written before and with a checkpoint when one is due.
     /// The timer runs whether or not the supervisor wrote: the resolver's
     /// threads append to the same log, and a checkpoint after nothing new is
-    /// not written. False when the records could not be written: they are
-    /// counted, an alert goes out the first time, and the next write that
-    /// succeeds says so.
+    /// not written. False when records could not be written (the log's
+    /// budget is spent, or the write failed): they are counted, an alert
+    /// goes out the first time, and the next write that succeeds (past the
+    /// budget: the last one, at exit) says so.
     pub(super) fn write(&mut self, entries: &[Entry]) -> bool {
-        let mut with_lost;
-        let all = if self.lost.is_empty() {
+        if self.log.size().is_ok_and(|s| s >= self.max_size) {
+            // Only lifecycle records still go in.
+            let (keep, refuse): (Vec<Entry>, Vec<Entry>) = entries
+                .iter()
+                .cloned()
+                .partition(|e| e.kind == Kind::Lifecycle);
+            let why = format!("audit.max_size ({} bytes) reached", self.max_size);
+            self.count(&refuse, why);
+            return self.append(&keep, false) && refuse.is_empty();
+        }
+        self.append(entries, true)
+    }
+
+    fn append(&mut self, entries: &[Entry], with_lost: bool) -> bool {
+        let mut with_lost_entry;
+        let all = if self.lost.is_empty() || !with_lost {
             entries
         } else {
             let why = format!(
                 "records could not be written: {}",
                 self.failing.as_deref().unwrap_or("unknown error")
             );
-            with_lost = vec![lost_entry(&self.lost, &why)];
-            with_lost.extend_from_slice(entries);
-            &with_lost[..]
+            with_lost_entry = vec![lost_entry(&self.lost, &why)];
+            with_lost_entry.extend_from_slice(entries);
+            &with_lost_entry[..]
         };
         let due = self.since_checkpoint + all.len() as u64 >= CHECKPOINT_RECORDS
             || self.last_checkpoint.elapsed() >= Duration::from_secs(CHECKPOINT_SECONDS);
@@ -77,24 +100,31 @@ impl Trail {
                 } else {
                     self.since_checkpoint += written.len() as u64;
                 }
-                self.lost.clear();
-                self.failing = None;
+                if with_lost {
+                    self.lost.clear();
+                    self.failing = None;
+                }
                 true
             }
             // A checkpoint alone that could not be written loses nothing:
             // the next one signs the same records.
             Err(_) if entries.is_empty() => true,
             Err(e) => {
-                for e in entries {
-                    *self.lost.entry(e.kind).or_default() += events(e.kind, &e.details);
-                }
-                if self.failing.is_none() {
-                    tracing::error!("audit records lost: {e}");
-                    self.alert_failure(&e.to_string());
-                    self.failing = Some(e.to_string());
-                }
+                self.count(entries, e.to_string());
                 false
             }
+        }
+    }
+
+    /// Counts `entries` as lost for `why`; the first time, says so.
+    fn count(&mut self, entries: &[Entry], why: String) {
+        for e in entries {
+            *self.lost.entry(e.kind).or_default() += events(e.kind, &e.details);
+        }
+        if self.failing.is_none() && !entries.is_empty() {
+            tracing::error!("audit records lost: {why}");
+            self.alert_failure(&why);
+            self.failing = Some(why);
         }
     }
 
@@ -135,8 +165,8 @@ impl Trail {
     /// `delete`'s: its `deleted` is the run's last record). True when
     /// everything it took is in the log (or counted there as lost).
     pub(super) fn finish(&mut self) -> bool {
-        // One last try for what is pending.
-        if !self.write(&[]) {
+        // One last try for what is pending, past the budget: one record.
+        if !self.append(&[], true) {
             return false;
         }
         match &self.key {
