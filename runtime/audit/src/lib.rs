@@ -116,6 +116,8 @@ pub struct AuditLog {
     file: File,
     container_id: String,
     policy: Option<String>,
+    /// Records that would take the log past this size are not written.
+    limit: Option<u64>,
 }
 
 /// Opens the log root (/var/log/purple), creating it 0700: logs hold
@@ -182,11 +184,33 @@ impl AuditLog {
             file,
             container_id: container_id.to_owned(),
             policy: policy.map(str::to_owned),
+            limit: None,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// From now on, appends write only the records that keep the log within
+    /// `limit` bytes (in order: the first that does not fit and all after
+    /// it are left out, and missing from what `append` returns); a
+    /// checkpoint after them is always written. None: no limit.
+    pub fn set_limit(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+    }
+
+    /// Bytes free for the log on its filesystem.
+    pub fn free_space(&self) -> Result<u64, AuditError> {
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatvfs on our own open fd into a zeroed struct.
+        if unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut st) } != 0 {
+            return Err(AuditError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(st.f_bavail as u64 * st.f_frsize as u64)
     }
 
     /// The log's size now.
@@ -252,31 +276,36 @@ impl AuditLog {
         checkpoint: Option<(&SigningKey, bool)>,
     ) -> std::io::Result<Vec<Record>> {
         let (mut seq, mut prev, last) = last_link(&mut self.file)?;
+        let first = seq;
+        let before = self.file.metadata()?.len();
+        let room = self.limit.map(|l| l.saturating_sub(before) as usize);
         let mut out = Vec::new();
         let mut written = Vec::with_capacity(entries.len() + 1);
-        let mut push = |rec: Record, prev: &mut String| {
-            let line = serde_json::to_vec(&rec).expect("records serialise");
+        let mut push = |rec: Record, line: Vec<u8>, prev: &mut String| {
             *prev = hash(&line);
             out.extend_from_slice(&line);
             out.push(b'\n');
             written.push(rec);
         };
+        let mut used = 0;
         for e in entries {
+            let rec = Record {
+                pid: e.pid,
+                comm: e.comm.clone(),
+                rule: e.rule.clone(),
+                details: e.details.clone(),
+                ..self.record(seq + 1, e.kind, prev.clone())
+            };
+            let line = serde_json::to_vec(&rec).expect("records serialise");
+            used += line.len() + 1;
+            if room.is_some_and(|room| used > room) {
+                break;
+            }
             seq += 1;
-            let rec = self.record(seq, e.kind, prev.clone());
-            push(
-                Record {
-                    pid: e.pid,
-                    comm: e.comm.clone(),
-                    rule: e.rule.clone(),
-                    details: e.details.clone(),
-                    ..rec
-                },
-                &mut prev,
-            );
+            push(rec, line, &mut prev);
         }
         // Nothing new to sign: the log already ends with such a checkpoint.
-        let signed = entries.is_empty()
+        let signed = seq == first
             && last.is_some_and(|r| {
                 r.kind == Kind::AuditCheckpoint.as_str()
                     && checkpoint.is_some_and(|(_, seal)| r.details["seal"] == seal)
@@ -285,7 +314,8 @@ impl AuditLog {
             seq += 1;
             let mut rec = self.record(seq, Kind::AuditCheckpoint, prev.clone());
             rec.details = seal::sign(key, &rec.container_id, seq, &rec.time, &rec.prev, seal);
-            push(rec, &mut prev);
+            let line = serde_json::to_vec(&rec).expect("records serialise");
+            push(rec, line, &mut prev);
         }
         if out.is_empty() {
             return Ok(written);
@@ -293,7 +323,6 @@ impl AuditLog {
         // Whole or not at all: a write cut short (disk full, I/O error) is
         // rolled back to the length before it, so the log never ends in
         // half a record and its chain still verifies.
-        let before = self.file.metadata()?.len();
         if let Err(e) = self
             .file
             .write_all(&out)

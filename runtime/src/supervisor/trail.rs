@@ -58,24 +58,21 @@ impl Trail {
     /// goes out the first time, and the next write that succeeds (past the
     /// budget: the last one, at exit) says so.
     pub(super) fn write(&mut self, entries: &[Entry]) -> bool {
-        if self.log.size().is_ok_and(|s| s >= self.max_size) {
-            // Only lifecycle records still go in.
-            let (keep, refuse): (Vec<Entry>, Vec<Entry>) = entries
-                .iter()
-                .cloned()
-                .partition(|e| e.kind == Kind::Lifecycle);
-            let why = format!("audit.max_size ({} bytes) reached", self.max_size);
-            self.count(&refuse, why);
-            return self.append(&keep, false) && refuse.is_empty();
-        }
-        self.append(entries, true)
+        self.append(entries, false)
     }
 
-    fn append(&mut self, entries: &[Entry], with_lost: bool) -> bool {
-        let mut with_lost_entry;
-        let all = if self.lost.is_empty() || !with_lost {
-            entries
+    /// Appends `entries` within the budget and the filesystem's free space
+    /// (`unbounded`: past them, for the last, small write at exit).
+    fn append(&mut self, entries: &[Entry], unbounded: bool) -> bool {
+        let (limit, full) = if unbounded {
+            (None, String::new())
         } else {
+            self.limit()
+        };
+        self.log.set_limit(limit);
+        let mut with_lost_entry;
+        let reported = !self.lost.is_empty();
+        let all = if reported {
             let why = format!(
                 "records could not be written: {}",
                 self.failing.as_deref().unwrap_or("unknown error")
@@ -83,6 +80,8 @@ impl Trail {
             with_lost_entry = vec![lost_entry(&self.lost, &why)];
             with_lost_entry.extend_from_slice(entries);
             &with_lost_entry[..]
+        } else {
+            entries
         };
         let due = self.since_checkpoint + all.len() as u64 >= CHECKPOINT_RECORDS
             || self.last_checkpoint.elapsed() >= Duration::from_secs(CHECKPOINT_SECONDS);
@@ -100,11 +99,21 @@ impl Trail {
                 } else {
                     self.since_checkpoint += written.len() as u64;
                 }
-                if with_lost {
+                let n = written
+                    .iter()
+                    .filter(|r| r.kind != Kind::AuditCheckpoint.as_str())
+                    .count();
+                // The `audit.lost` goes first: written, its counts are told.
+                let taken = if reported && n > 0 {
                     self.lost.clear();
                     self.failing = None;
-                }
-                true
+                    n - 1
+                } else {
+                    n
+                };
+                let refused = &entries[taken.min(entries.len())..];
+                self.count(refused, full);
+                refused.is_empty()
             }
             // A checkpoint alone that could not be written loses nothing:
             // the next one signs the same records.
@@ -116,12 +125,36 @@ impl Trail {
         }
     }
 
+    /// The size the log may reach now: its budget, or less when its
+    /// filesystem has less room (keeping some for the records that say
+    /// what was lost, the checkpoints, `exited`, `deleted` and the seal),
+    /// and why records past it are refused.
+    fn limit(&self) -> (Option<u64>, String) {
+        const RESERVE: u64 = 16 << 10;
+        let size = self.log.size().unwrap_or(0);
+        let room = self
+            .log
+            .free_space()
+            .map_or(u64::MAX, |f| size + f.saturating_sub(RESERVE));
+        if room < self.max_size {
+            (Some(room), "the log's filesystem is full".into())
+        } else {
+            (
+                Some(self.max_size),
+                format!("audit.max_size ({} bytes) reached", self.max_size),
+            )
+        }
+    }
+
     /// Counts `entries` as lost for `why`; the first time, says so.
     fn count(&mut self, entries: &[Entry], why: String) {
+        if entries.is_empty() {
+            return;
+        }
         for e in entries {
             *self.lost.entry(e.kind).or_default() += events(e.kind, &e.details);
         }
-        if self.failing.is_none() && !entries.is_empty() {
+        if self.failing.is_none() {
             tracing::error!("audit records lost: {why}");
             self.alert_failure(&why);
             self.failing = Some(why);
