@@ -221,6 +221,33 @@ static int burst(const char *host, int port, int count)
 	return eperm == count ? 0 : 1;
 }
 
+/*
+ * Datagrams to PREFIX.1 .. PREFIX.N (port 9), round robin, for SECS
+ * seconds: "sent S eperm E".
+ */
+static int udp_flood(const char *prefix, int n, int secs)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	long sent = 0, eperm = 0;
+	long end = ms() + secs * 1000L;
+	char host[32];
+
+	while (ms() < end) {
+		for (int i = 1; i <= n; i++) {
+			struct sockaddr_storage ss;
+			socklen_t len;
+
+			snprintf(host, sizeof(host), "%s.%d", prefix, i);
+			len = addr(host, 9, &ss);
+			sent++;
+			if (sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len) < 0 && errno == EPERM)
+				eperm++;
+		}
+	}
+	printf("sent %ld eperm %ld\n", sent, eperm);
+	return 0;
+}
+
 /* A query for NAME (type A): header, RD set, one question. */
 static int dns_query(unsigned char *q, const char *name)
 {
@@ -508,10 +535,13 @@ int main(int argc, char **argv)
 		return hog_ports(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "fds"))
 		return fds(atoi(argv[2]), atoi(argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "udp-flood"))
+		return udp_flood(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: netprobe tcp|udp|udp-connected ADDR PORT | icmp ADDR | burst ADDR PORT N\n"
 			"       netprobe tcp-hold ADDR PORT S | resolve NAME | dns udp|tcp SERVER PORT NAME\n"
-			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT | dns-rate SERVER NAME N\n");
+			"       netprobe connect-rate ADDR PORT N | serve ADDR PORT | dns-rate SERVER NAME N\n"
+			"       netprobe udp-flood PREFIX N SECS\n");
 	return 2;
 }

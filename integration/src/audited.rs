@@ -92,6 +92,15 @@ pub fn records_of(log: &Path, kind: &str) -> Vec<audit::Record> {
         .collect()
 }
 
+/// How many events of `kind` `recs` stand for (a folded record for its
+/// `count`).
+pub fn events_of(recs: &[audit::Record], kind: &str) -> u64 {
+    recs.iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| audit::Kind::parse(kind).map_or(1, |k| audit::stands_for(k, &r.details)))
+        .sum()
+}
+
 /// The container's stdout once it holds `needle` (5 s at most).
 pub fn output_line(b: &TestBundle, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -6,7 +6,7 @@
 use std::fs;
 use std::time::Duration;
 
-use purple_integration::audited::{delete_and_read, delete_and_wait, records_of, start};
+use purple_integration::audited::{delete_and_read, delete_and_wait, events_of, records_of, start};
 use purple_integration::cli::{run_purple, stdout_ok};
 use purple_integration::netns::TestNet;
 use purple_integration::*;
@@ -103,7 +103,7 @@ fn burst_of_blocked_connects_is_fully_accounted() {
     delete_and_wait(&oci, &id);
     let log = audit::default_path(&id);
     let recs = audit::verify(&log).unwrap();
-    let blocked = recs.iter().filter(|r| r.kind == "network.blocked").count() as u64;
+    let blocked = events_of(&recs, "network.blocked");
     assert_eq!(blocked + lost, 10000, "recorded {blocked}, lost {lost}");
     let _ = fs::remove_file(&log);
 }
@@ -222,4 +222,50 @@ fn burst_of_allowed_connects_is_fully_accounted() {
     let to_9 = allowed.iter().filter(|r| r.details["port"] == 9).count() as u64;
     assert_eq!(to_9 + lost, 20000, "recorded {to_9}, lost {lost}");
     let _ = fs::remove_file(audit::default_path(&id));
+}
+
+#[test]
+fn events_a_killed_supervisor_never_read_are_written_by_delete() {
+    // The class of the burst test's rare shortfall: a supervisor that dies
+    // (here: stopped, then killed) before writing what the kernel queued
+    // for it. `delete` writes what is still in the ring buffer, and counts
+    // what the supervisor had taken and not written as `audit.lost`.
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, _b) = start(
+        &net,
+        &oci,
+        &["sleep", "1000"],
+        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
+        None,
+    );
+    let sup = purple_integration::audited::supervisor_pid(&oci, &id);
+    // SAFETY: signals to the supervisor this test's container started.
+    unsafe { libc::kill(sup as i32, libc::SIGSTOP) };
+    let out = oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "5000"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("eperm 5000 of 5000"));
+    let stats: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["events", "--stats", &id])).unwrap();
+    let lost = stats["purple"]["network"]["events_lost"].as_u64().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(sup as i32, libc::SIGKILL) };
+    purple_integration::audited::wait_gone(sup);
+    oci.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&oci, &id);
+    let log = audit::default_path(&id);
+    let recs = audit::verify(&log).unwrap();
+    let blocked = events_of(&recs, "network.blocked");
+    let unwritten: u64 = recs
+        .iter()
+        .filter(|r| r.kind == "audit.lost")
+        .map(|r| r.details["kinds"]["network.blocked"].as_u64().unwrap_or(0))
+        .sum();
+    // The supervisor read none of them: these records are delete's.
+    assert!(blocked > 0, "{recs:#?}");
+    assert_eq!(
+        blocked + unwritten + lost,
+        5000,
+        "recorded {blocked}, unwritten {unwritten}, lost in the kernel {lost}"
+    );
+    let _ = fs::remove_file(&log);
 }

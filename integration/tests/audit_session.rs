@@ -161,7 +161,12 @@ fn custom_log_path_is_used_and_bad_ones_are_refused() {
     oci.ok(&["delete", &id]);
     assert!(!audit::default_path(&id).exists());
     let recs = audit::verify(&log).unwrap();
-    assert_eq!(recs.last().unwrap().details["event"], "deleted");
+    // `deleted` is the last event; the seal after it signs the run.
+    let [.., deleted, seal] = recs.as_slice() else {
+        panic!("{recs:?}")
+    };
+    assert_eq!(deleted.details["event"], "deleted");
+    assert_eq!(seal.details["seal"], true);
     let _ = fs::remove_dir_all(log.parent().unwrap());
 
     for (bad, says) in [
@@ -262,8 +267,12 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
     // --follow ends by itself once the container is deleted.
     let followed = follower.wait_with_output().unwrap();
     let followed = String::from_utf8(followed.stdout).unwrap();
+    // ... after `deleted` and the seal written with it.
+    let [.., deleted, seal] = followed.lines().collect::<Vec<_>>()[..] else {
+        panic!("{followed}")
+    };
     assert!(
-        followed.lines().last().unwrap().contains("\"deleted\""),
+        deleted.contains("\"deleted\"") && seal.contains("\"seal\":true"),
         "{followed}"
     );
     assert_eq!(followed.matches("syscall.denied").count(), 2);
@@ -276,8 +285,8 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
     lines.swap(1, 2);
     fs::write(&log, lines.join("\n") + "\n").unwrap();
     let v = run_purple(&oci, &["audit", "verify", "--path", log.to_str().unwrap()]);
-    assert_eq!(v.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&v.stderr).contains("does not verify"));
+    assert_eq!(v.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("forged: line 2"));
     let _ = fs::remove_file(&log);
 }
 

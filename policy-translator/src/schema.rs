@@ -249,6 +249,9 @@ pub struct Audit {
     /// Extra record kinds beyond violations (`network.allowed`).
     pub record: Vec<String>,
     pub alerts: Alerts,
+    pub on_failure: crate::supervision::OnFailure,
+    /// The log's budget in bytes (`audit.max_size`).
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -32,6 +32,41 @@ pub struct AuditPlan {
     pub trace_exec: bool,
     #[serde(default, skip_serializing_if = "Alerts::is_empty")]
     pub alerts: Alerts,
+    /// What the supervisor does when records cannot be written.
+    #[serde(default, skip_serializing_if = "OnFailure::is_default")]
+    pub on_failure: OnFailure,
+    /// The log's budget in bytes; `None`: [`DEFAULT_LOG_MAX_SIZE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+}
+
+/// A sandbox's log budget unless its policy says otherwise: a busy agent's
+/// folded trail takes a few MB an hour.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 1 << 30;
+
+impl AuditPlan {
+    pub fn max_size(&self) -> u64 {
+        self.max_size.unwrap_or(DEFAULT_LOG_MAX_SIZE)
+    }
+}
+
+/// When audit records cannot be written (disk full, I/O error, log
+/// removed): either way they are counted and an `audit.lost` says so as
+/// soon as it can be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop the sandbox: nothing it does goes unrecorded.
+    #[default]
+    Kill,
+    /// Let it run on.
+    Continue,
+}
+
+impl OnFailure {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Where each violation is sent, live, besides the log.

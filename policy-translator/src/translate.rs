@@ -449,6 +449,8 @@ pub fn audit_plan(a: &Audit) -> AuditPlan {
         record_allowed: a.record.iter().any(|r| r == "network.allowed"),
         trace_exec: a.record.iter().any(|r| r == "process.exec"),
         alerts: a.alerts.clone(),
+        on_failure: a.on_failure,
+        max_size: a.max_size,
     }
 }
 

@@ -28,6 +28,8 @@ pub enum BundleError {
 pub struct Bundle {
     pub dir: PathBuf,
     pub spec: Spec,
+    /// SHA-256 of `config.json` as read (bound into the audit log's first record).
+    pub digest: String,
 }
 
 impl Bundle {
@@ -63,7 +65,8 @@ impl Bundle {
             )));
         }
         check(&spec).map_err(config)?;
-        Ok(Self { dir, spec })
+        let digest = crate::audit::digest(text.as_bytes());
+        Ok(Self { dir, spec, digest })
     }
 
     /// The spec libcontainer runs, with bundle-relative paths made absolute and

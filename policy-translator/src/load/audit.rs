@@ -3,11 +3,19 @@
 use super::absolute;
 use crate::decode::{Decoder, Fields, Inert, Shape};
 use crate::schema::*;
-use crate::supervision::Alerts;
+use crate::supervision::{Alerts, OnFailure};
+use crate::units;
 use crate::yaml::{Node, Value};
 
 pub(super) const AUDIT: Shape = Shape {
-    fields: &["enabled", "log_path", "record", "alerts"],
+    fields: &[
+        "enabled",
+        "log_path",
+        "record",
+        "alerts",
+        "on_failure",
+        "max_size",
+    ],
     renamed: &[],
     inert: &[Inert {
         key: "detail_level",
@@ -76,11 +84,66 @@ pub(super) fn audit(d: &mut Decoder, f: &Fields) -> Audit {
             Some(Alerts { command, unix_socket, http })
         })
         .unwrap_or_default();
+    let on_failure = f
+        .get("on_failure")
+        .and_then(|n| {
+            let path = f.path("on_failure");
+            match d.string(n, &path)?.as_str() {
+                "kill" => Some(OnFailure::Kill),
+                "continue" => Some(OnFailure::Continue),
+                other => {
+                    d.error(
+                        n.pos,
+                        &path,
+                        format!("{other:?} is not a failure mode"),
+                        "write `kill` (stop the sandbox when records cannot be written) or `continue`",
+                    );
+                    None
+                }
+            }
+        })
+        .unwrap_or_default();
     Audit {
+        on_failure,
+        max_size: f
+            .get("max_size")
+            .and_then(|n| d.unit(n, &f.path("max_size"), units::parse_size)),
         log_path: f
             .get("log_path")
             .and_then(|n| absolute(d, n, &f.path("log_path"))),
         record,
         alerts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::load::{parse_policy, Context};
+    use crate::supervision::OnFailure;
+
+    fn on_failure(yaml: &str) -> Result<OnFailure, String> {
+        let ctx = Context {
+            base: PathBuf::from("/nowhere"),
+            host_paths: false,
+        };
+        parse_policy(&format!("name: t\n{yaml}"), Path::new("t.yaml"), &ctx)
+            .map(|(p, _)| p.audit.on_failure)
+            .map_err(|r| r.to_string())
+    }
+
+    #[test]
+    fn on_failure_is_kill_unless_the_policy_says_continue() {
+        assert_eq!(on_failure(""), Ok(OnFailure::Kill));
+        assert_eq!(
+            on_failure("audit:\n  on_failure: continue\n"),
+            Ok(OnFailure::Continue)
+        );
+        let err = on_failure("audit:\n  on_failure: shrug\n  max_size: 64K\n").unwrap_err();
+        assert!(
+            err.contains("audit.on_failure") && err.contains("`kill`"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 /// The kinds of record Purple writes (a record's `kind`, as a string in the
 /// log: readers keep kinds they do not know).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// `created`, `started`, `exited`, `deleted`.
     #[default]
@@ -21,10 +21,14 @@ pub enum Kind {
     SupervisorError,
     /// A program started in the sandbox (the activity trail).
     ProcessExec,
+    /// The host key's signature over the chain's head (a seal closes the log).
+    AuditCheckpoint,
+    /// Records that could not be written, counted by kind.
+    AuditLost,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Lifecycle,
         Kind::NetworkBlocked,
         Kind::NetworkAllowed,
@@ -39,6 +43,8 @@ impl Kind {
         Kind::AlertDropped,
         Kind::SupervisorError,
         Kind::ProcessExec,
+        Kind::AuditCheckpoint,
+        Kind::AuditLost,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -57,6 +63,8 @@ impl Kind {
             Kind::AlertDropped => "alert.dropped",
             Kind::SupervisorError => "supervisor.error",
             Kind::ProcessExec => "process.exec",
+            Kind::AuditCheckpoint => "audit.checkpoint",
+            Kind::AuditLost => "audit.lost",
         }
     }
 
@@ -67,7 +75,7 @@ impl Kind {
     pub fn is_violation(self) -> bool {
         !matches!(
             self,
-            Kind::Lifecycle | Kind::NetworkAllowed | Kind::ProcessExec
+            Kind::Lifecycle | Kind::NetworkAllowed | Kind::ProcessExec | Kind::AuditCheckpoint
         )
     }
 
@@ -75,7 +83,7 @@ impl Kind {
     pub fn counts(self) -> bool {
         matches!(
             self,
-            Kind::ResourceOom | Kind::ResourcePids | Kind::AlertDropped
+            Kind::ResourceOom | Kind::ResourcePids | Kind::AlertDropped | Kind::AuditLost
         )
     }
 }

@@ -18,8 +18,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod kind;
+pub mod seal;
 pub mod tree;
 
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use kind::Kind;
 
 /// Version of the record layout (`schema` field).
@@ -38,6 +40,8 @@ pub enum AuditError {
     },
     #[error("alerts: {reason}")]
     Alerts { reason: String },
+    #[error(transparent)]
+    Key(#[from] seal::KeyError),
     #[error("audit log {path}, line {line}: {reason}")]
     Broken {
         path: PathBuf,
@@ -98,10 +102,13 @@ pub fn default_path(id: &str) -> PathBuf {
 }
 
 fn hash(line: &[u8]) -> String {
-    Sha256::digest(line)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest(line)
+}
+
+/// SHA-256 of `bytes`, hex (the chain's links, and the digests a run's
+/// first record binds: its policy and its bundle).
+pub fn digest(bytes: &[u8]) -> String {
+    seal::hex(&Sha256::digest(bytes))
 }
 
 /// An open, append-only audit log of one container.
@@ -110,6 +117,8 @@ pub struct AuditLog {
     file: File,
     container_id: String,
     policy: Option<String>,
+    /// Records that would take the log past this size are not written.
+    limit: Option<u64>,
 }
 
 /// Opens the log root (/var/log/purple), creating it 0700: logs hold
@@ -176,11 +185,52 @@ impl AuditLog {
             file,
             container_id: container_id.to_owned(),
             policy: policy.map(str::to_owned),
+            limit: None,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// From now on, appends write only the records that keep the log within
+    /// `limit` bytes (in order: the first that does not fit and all after
+    /// it are left out, and missing from what `append` returns); a
+    /// checkpoint after them is always written. None: no limit.
+    pub fn set_limit(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+    }
+
+    /// Bytes free for the log on its filesystem.
+    pub fn free_space(&self) -> Result<u64, AuditError> {
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatvfs on our own open fd into a zeroed struct.
+        if unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut st) } != 0 {
+            return Err(AuditError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+
+    /// The log's size now.
+    pub fn size(&self) -> Result<u64, AuditError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    pub fn policy(&self) -> Option<&str> {
+        self.policy.as_deref()
     }
 
     /// Appends records for `entries`, chained to whatever the log ends with;
@@ -189,54 +239,126 @@ impl AuditLog {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        self.locked(|log| log.append_locked(entries, None))
+    }
+
+    /// Appends `entries` and, in the same write, a checkpoint signed with
+    /// `key` (a seal, which closes the log, when `seal`). Without entries the
+    /// checkpoint is written only when records follow the last one.
+    pub fn append_signed(
+        &mut self,
+        entries: &[Entry],
+        key: &SigningKey,
+        seal: bool,
+    ) -> Result<Vec<Record>, AuditError> {
+        self.locked(|log| log.append_locked(entries, Some((key, seal))))
+    }
+
+    /// Runs `f` holding the log's exclusive lock.
+    fn locked<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> std::io::Result<T>,
+    ) -> Result<T, AuditError> {
         let path = self.path.clone();
         let io = |source| AuditError::Io { path, source };
         // SAFETY: flock on our own open fd.
         if unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(io(std::io::Error::last_os_error()));
         }
-        let result = self.append_locked(entries);
+        let result = f(self);
         // SAFETY: as above; closing the fd would release it too.
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
         result.map_err(io)
     }
 
-    fn append_locked(&mut self, entries: &[Entry]) -> std::io::Result<Vec<Record>> {
-        let (mut seq, mut prev) = last_link(&mut self.file)?;
+    fn append_locked(
+        &mut self,
+        entries: &[Entry],
+        checkpoint: Option<(&SigningKey, bool)>,
+    ) -> std::io::Result<Vec<Record>> {
+        let (mut seq, mut prev, last) = last_link(&mut self.file)?;
+        let first = seq;
+        let before = self.file.metadata()?.len();
+        let room = self.limit.map(|l| l.saturating_sub(before) as usize);
         let mut out = Vec::new();
-        let mut written = Vec::with_capacity(entries.len());
+        let mut written = Vec::with_capacity(entries.len() + 1);
+        let mut push = |rec: Record, line: Vec<u8>, prev: &mut String| {
+            *prev = hash(&line);
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+            written.push(rec);
+        };
+        let mut used = 0;
         for e in entries {
-            seq += 1;
             let rec = Record {
-                schema: SCHEMA,
-                seq,
-                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                container_id: self.container_id.clone(),
-                policy: self.policy.clone(),
-                kind: e.kind.as_str().to_owned(),
                 pid: e.pid,
                 comm: e.comm.clone(),
                 rule: e.rule.clone(),
                 details: e.details.clone(),
-                prev: prev.clone(),
+                ..self.record(seq + 1, e.kind, prev.clone())
             };
             let line = serde_json::to_vec(&rec).expect("records serialise");
-            prev = hash(&line);
-            out.extend_from_slice(&line);
-            out.push(b'\n');
-            written.push(rec);
+            used += line.len() + 1;
+            if room.is_some_and(|room| used > room) {
+                break;
+            }
+            seq += 1;
+            push(rec, line, &mut prev);
         }
-        self.file.write_all(&out)?;
-        self.file.sync_data()?;
+        // Nothing new to sign: the log already ends with such a checkpoint.
+        let signed = seq == first
+            && last.is_some_and(|r| {
+                r.kind == Kind::AuditCheckpoint.as_str()
+                    && checkpoint.is_some_and(|(_, seal)| r.details["seal"] == seal)
+            });
+        if let (Some((key, seal)), false) = (checkpoint, signed) {
+            seq += 1;
+            let mut rec = self.record(seq, Kind::AuditCheckpoint, prev.clone());
+            rec.details = seal::sign(key, &rec.container_id, seq, &rec.time, &rec.prev, seal);
+            let line = serde_json::to_vec(&rec).expect("records serialise");
+            push(rec, line, &mut prev);
+        }
+        if out.is_empty() {
+            return Ok(written);
+        }
+        // Whole or not at all: a write cut short (disk full, I/O error) is
+        // rolled back to the length before it, so the log never ends in
+        // half a record and its chain still verifies.
+        if let Err(e) = self
+            .file
+            .write_all(&out)
+            .and_then(|()| self.file.sync_data())
+        {
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
         Ok(written)
+    }
+
+    /// A record of this log at `seq` with no details yet.
+    fn record(&self, seq: u64, kind: Kind, prev: String) -> Record {
+        Record {
+            schema: SCHEMA,
+            seq,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            container_id: self.container_id.clone(),
+            policy: self.policy.clone(),
+            kind: kind.as_str().to_owned(),
+            pid: None,
+            comm: None,
+            rule: None,
+            details: Value::Null,
+            prev,
+        }
     }
 }
 
-/// Sequence number and hash of the last line (0 and GENESIS for an empty log).
-fn last_link(file: &mut File) -> std::io::Result<(u64, String)> {
+/// Sequence number and hash of the last line (0 and GENESIS for an empty
+/// log), and that line as a record if it is one.
+fn last_link(file: &mut File) -> std::io::Result<(u64, String, Option<Record>)> {
     let len = file.seek(SeekFrom::End(0))?;
     if len == 0 {
-        return Ok((0, GENESIS.to_owned()));
+        return Ok((0, GENESIS.to_owned(), None));
     }
     // Read a growing tail until it holds the whole last line.
     let mut window = 4096u64;
@@ -254,20 +376,60 @@ fn last_link(file: &mut File) -> std::io::Result<(u64, String)> {
                 continue;
             }
         };
-        let seq = serde_json::from_slice::<Record>(line).map_or(0, |r| r.seq);
-        return Ok((seq, hash(line)));
+        let last = serde_json::from_slice::<Record>(line).ok();
+        return Ok((last.as_ref().map_or(0, |r| r.seq), hash(line), last));
     }
 }
 
-/// Reads every record, checking the chain; returns them in order.
-pub fn verify(path: &Path) -> Result<Vec<Record>, AuditError> {
+/// How a log ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// With a seal: closed, nothing after it.
+    Sealed,
+    /// Without one: still being written, its writer died, or cut short
+    /// (only the container's state tells which). `unsigned` are the
+    /// sequence numbers after the last checkpoint.
+    Unsealed {
+        last_checkpoint: Option<u64>,
+        unsigned: Vec<u64>,
+    },
+}
+
+/// A log whose chain and signatures hold.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub records: Vec<Record>,
+    pub ending: Ending,
+    pub checkpoints: usize,
+}
+
+impl Checked {
+    /// The run binding of the last run in the log (its `created` record's
+    /// `run`), which the container's state names too.
+    pub fn run(&self) -> Option<&str> {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| r.kind == Kind::Lifecycle.as_str() && r.details["event"] == "created")
+            .and_then(|r| r.details["run"].as_str())
+    }
+}
+
+/// Reads every record, checking the chain and every checkpoint's signature
+/// against `trusted`. An `Err(Broken)` is a forgery (or a torn record): a
+/// changed, removed or reordered record, a recomputed chain, a signature of
+/// another key, records of another container.
+pub fn check(path: &Path, trusted: &VerifyingKey) -> Result<Checked, AuditError> {
     let io = |source| AuditError::Io {
         path: path.to_owned(),
         source,
     };
     let file = File::open(path).map_err(io)?;
     let mut prev = GENESIS.to_owned();
-    let mut records = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    let mut last_checkpoint = None;
+    let mut sealed = false;
+    let mut checkpoints = 0;
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(io)?;
         let broken = |reason: String| AuditError::Broken {
@@ -289,10 +451,54 @@ pub fn verify(path: &Path) -> Result<Vec<Record>, AuditError> {
                 i + 1
             )));
         }
+        if let Some(first) = records
+            .first()
+            .filter(|f| f.container_id != rec.container_id)
+        {
+            return Err(broken(format!(
+                "a record of container {:?} in the log of {:?}: moved from another run",
+                rec.container_id, first.container_id
+            )));
+        }
+        sealed = false;
+        if rec.kind == Kind::AuditCheckpoint.as_str() {
+            sealed = seal::check(&rec, trusted).map_err(broken)?;
+            last_checkpoint = Some(rec.seq);
+            checkpoints += 1;
+        }
         prev = hash(&line);
         records.push(rec);
     }
-    Ok(records)
+    if checkpoints == 0 && !records.is_empty() {
+        return Err(AuditError::Broken {
+            path: path.to_owned(),
+            line: records.len(),
+            reason: "no signed checkpoint: the log was rewritten, or not written by Purple".into(),
+        });
+    }
+    let ending = if sealed {
+        Ending::Sealed
+    } else {
+        Ending::Unsealed {
+            last_checkpoint,
+            unsigned: records
+                .iter()
+                .map(|r| r.seq)
+                .filter(|&s| last_checkpoint.is_none_or(|c| s > c))
+                .collect(),
+        }
+    };
+    Ok(Checked {
+        records,
+        ending,
+        checkpoints,
+    })
+}
+
+/// [`check`] against the host's key; the records in order.
+pub fn verify(path: &Path) -> Result<Vec<Record>, AuditError> {
+    let key = seal::host_key()?;
+    Ok(check(path, &key.verifying_key())?.records)
 }
 
 /// Reads every record without checking the chain (for showing a log that
@@ -320,6 +526,17 @@ pub fn parse_lines(path: &Path, text: &[u8], first_line: usize) -> Result<Vec<Re
         .collect()
 }
 
+/// How many events a record of `kind` with `details` stands for: a folded
+/// record (`"folded": true`) or one of a counting kind its `count`, any
+/// other one.
+pub fn stands_for(kind: Kind, details: &Value) -> u64 {
+    if kind.counts() || details["folded"] == true {
+        details["count"].as_u64().unwrap_or(1)
+    } else {
+        1
+    }
+}
+
 /// Whether records of `kind` are violations (counted as such and sent to the
 /// alert targets): all but lifecycle events and the allowed connections a
 /// policy asks to have recorded (a kind this version does not know is one).
@@ -332,6 +549,7 @@ pub fn is_violation(kind: &str) -> bool {
 /// `purple run` when the agent exits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Records but checkpoints.
     pub records: usize,
     /// Every kind but `lifecycle`, with its count (`network.allowed` too,
     /// which is not a violation).
@@ -344,11 +562,13 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(records: &[Record]) -> Self {
-        let mut s = Self {
-            records: records.len(),
-            ..Default::default()
-        };
+        let mut s = Self::default();
         for r in records {
+            // Signatures, not events.
+            if r.kind == Kind::AuditCheckpoint.as_str() {
+                continue;
+            }
+            s.records += 1;
             if r.kind == Kind::Lifecycle.as_str() {
                 let event = r.details["event"].as_str().unwrap_or("?");
                 s.lifecycle
@@ -359,11 +579,7 @@ impl Summary {
                     });
                 continue;
             }
-            // Records that carry a count stand for that many events.
-            let n = match Kind::parse(&r.kind) {
-                Some(k) if k.counts() => r.details["count"].as_u64().unwrap_or(1),
-                _ => 1,
-            };
+            let n = Kind::parse(&r.kind).map_or(1, |k| stands_for(k, &r.details));
             *s.kinds.entry(r.kind.clone()).or_default() += n;
             *s.rules
                 .entry(r.kind.clone())
@@ -415,6 +631,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn checked(p: &Path) -> Result<Checked, AuditError> {
+        check(p, &key(1).verifying_key())
+    }
+
+    /// `n` records then a checkpoint.
     fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a.jsonl");
@@ -423,7 +648,123 @@ mod tests {
             log.append(&[Entry::new(Kind::Lifecycle, json!({"n": i}))])
                 .unwrap();
         }
+        log.append_signed(&[], &key(1), false).unwrap();
         (d, p)
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write_lines(p: &Path, ls: &[String]) {
+        fs::write(p, ls.join("\n") + "\n").unwrap();
+    }
+
+    /// The log's records with the chain recomputed, as someone who can
+    /// write the file but has not the key would forge it.
+    fn rechain(p: &Path, edit: impl Fn(&mut Record)) {
+        let mut prev = GENESIS.to_owned();
+        let out: Vec<String> = lines(p)
+            .iter()
+            .map(|l| {
+                let mut r: Record = serde_json::from_str(l).unwrap();
+                edit(&mut r);
+                r.prev = prev.clone();
+                let line = serde_json::to_string(&r).unwrap();
+                prev = hash(line.as_bytes());
+                line
+            })
+            .collect();
+        write_lines(p, &out);
+    }
+
+    #[test]
+    fn sealed_open_and_cut_logs_are_told_apart() {
+        let (_d, p) = log_with(2);
+        let mut log = AuditLog::open(&p, "c1", None).unwrap();
+        log.append(&[Entry::new(Kind::NetworkBlocked, json!({}))])
+            .unwrap();
+        let c = checked(&p).unwrap();
+        assert_eq!(
+            c.ending,
+            Ending::Unsealed {
+                last_checkpoint: Some(3),
+                unsigned: vec![4]
+            }
+        );
+        // Nothing new: no second checkpoint in a row.
+        log.append_signed(&[], &key(1), false).unwrap();
+        log.append_signed(&[], &key(1), false).unwrap();
+        assert_eq!(checked(&p).unwrap().checkpoints, 2);
+        log.append_signed(
+            &[Entry::new(Kind::Lifecycle, json!({"event": "deleted"}))],
+            &key(1),
+            true,
+        )
+        .unwrap();
+        let c = checked(&p).unwrap();
+        assert_eq!(
+            (c.ending, c.checkpoints, c.records.len()),
+            (Ending::Sealed, 3, 7)
+        );
+        // The seal cut off: the chain still holds, the end is missing.
+        let mut ls = lines(&p);
+        ls.pop();
+        write_lines(&p, &ls);
+        assert_eq!(
+            checked(&p).unwrap().ending,
+            Ending::Unsealed {
+                last_checkpoint: Some(5),
+                unsigned: vec![6]
+            }
+        );
+    }
+
+    #[test]
+    fn a_recomputed_chain_another_key_and_another_run_are_forgeries() {
+        let (_d, p) = log_with(3);
+        let good = lines(&p);
+        rechain(&p, |r| {
+            if r.seq == 2 {
+                r.details = json!({"n": 9});
+            }
+        });
+        let err = checked(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("line 4") && err.contains("signature mismatch"),
+            "{err}"
+        );
+
+        // Re-signed with a key that is not the host's.
+        write_lines(&p, &good[..3]);
+        AuditLog::open(&p, "c1", None)
+            .unwrap()
+            .append_signed(&[], &key(2), true)
+            .unwrap();
+        let err = checked(&p).unwrap_err().to_string();
+        assert!(err.contains("re-signed with another key"), "{err}");
+
+        // Records of another container: moved.
+        write_lines(&p, &good);
+        let mut other = AuditLog::open(&p, "c2", None).unwrap();
+        other
+            .append(&[Entry::new(Kind::Lifecycle, json!({}))])
+            .unwrap();
+        let err = checked(&p).unwrap_err().to_string();
+        assert!(err.contains("moved from another run"), "{err}");
+
+        // Checkpoints removed and the chain recomputed.
+        write_lines(&p, &good[..3]);
+        rechain(&p, |_| {});
+        let err = checked(&p).unwrap_err().to_string();
+        assert!(err.contains("no signed checkpoint"), "{err}");
+
+        write_lines(&p, &good);
+        assert_eq!(checked(&p).unwrap().records.len(), 4);
     }
 
     #[test]
@@ -469,10 +810,11 @@ mod tests {
                 Entry::new(Kind::Lifecycle, json!({})),
             ])
             .unwrap();
-        let recs = verify(&p).unwrap();
-        assert_eq!(recs.len(), 5);
+        again.append_signed(&[], &key(1), false).unwrap();
+        let recs = checked(&p).unwrap().records;
+        assert_eq!(recs.len(), 7);
         assert_eq!(recs[0].prev, GENESIS);
-        assert_eq!(recs[4].seq, 5);
+        assert_eq!(recs[5].seq, 6);
         assert_eq!(recs[0].policy.as_deref(), Some("secure-agent"));
     }
 
@@ -487,19 +829,19 @@ mod tests {
         let mut edited = owned(&lines);
         edited[1] = edited[1].replace("\"n\":1", "\"n\":7");
         write(edited);
-        assert!(verify(&p).unwrap_err().to_string().contains("line 3"));
+        assert!(checked(&p).unwrap_err().to_string().contains("line 3"));
 
         let mut removed = owned(&lines);
         removed.remove(2);
         write(removed);
-        assert!(verify(&p).is_err());
+        assert!(checked(&p).is_err());
 
         let mut swapped = owned(&lines);
         swapped.swap(1, 2);
         write(swapped);
-        assert!(verify(&p).is_err());
+        assert!(checked(&p).is_err());
 
         write(owned(&lines));
-        assert_eq!(verify(&p).unwrap().len(), 4);
+        assert_eq!(checked(&p).unwrap().records.len(), 5);
     }
 }

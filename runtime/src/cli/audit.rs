@@ -84,24 +84,46 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a log's hash chain: exits 1 if any record was changed, removed or moved.
+    /// Check a log's hash chain and signed checkpoints. Exits 0: intact and
+    /// closed; 3: intact but open (still written, or its writer died);
+    /// 4: truncated; 5: forged; 1: the log could not be read.
     Verify {
         #[command(flatten)]
         source: Source,
+        /// The public key to check signatures with (as `purple audit key`
+        /// prints it); this host's by default.
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
     },
+    /// Print this host's public audit key (hex), to verify its logs elsewhere.
+    Key,
 }
+
+/// `purple audit verify`'s exit codes, one per outcome.
+pub const VERIFY_OPEN: i32 = 3;
+pub const VERIFY_TRUNCATED: i32 = 4;
+pub const VERIFY_FORGED: i32 = 5;
 
 pub fn audit(args: Args, root: &Path) -> Result<i32> {
     match args.command {
-        Some(AuditCommand::Verify { source }) => {
+        Some(AuditCommand::Verify { source, key }) => {
+            let id = source.id.clone();
             let path = source.resolve(root)?;
-            let records = audit::verify(&path)
-                .with_context(|| format!("audit log {} does not verify", path.display()))?;
+            let key = match key {
+                Some(hex) => audit::seal::public_key(&hex)?,
+                None => audit::seal::host_key()?.verifying_key(),
+            };
+            let (message, code) = verify(&path, &key, id.as_deref(), &Runtime::new(root, false))?;
             println!(
-                "{}: {} records, hash chain intact",
+                "{}: {}",
                 path.display(),
-                records.len()
+                crate::escape::for_terminal(&message)
             );
+            Ok(code)
+        }
+        Some(AuditCommand::Key) => {
+            let key = audit::seal::host_key()?;
+            println!("{}", audit::seal::public_hex(&key.verifying_key()));
             Ok(0)
         }
         Some(AuditCommand::Summary { source, json }) => {
@@ -134,6 +156,93 @@ pub fn audit(args: Args, root: &Path) -> Result<i32> {
             show(&args.source.resolve(root)?, &filter, args.follow, args.json)
         }
     }
+}
+
+/// The outcome of verifying the log at `path` (of container `id` when the
+/// caller named one), as a sentence and an exit code. The file tells a
+/// sealed log from an unsealed one; the container's state tells an open
+/// one (its container still exists) from one cut short (it was deleted,
+/// and `delete` always seals).
+fn verify(
+    path: &Path,
+    key: &audit::VerifyingKey,
+    id: Option<&str>,
+    runtime: &Runtime,
+) -> Result<(String, i32)> {
+    let forged = |why: String| Ok((format!("forged: {why}"), VERIFY_FORGED));
+    let checked = match audit::check(path, key) {
+        Ok(c) => c,
+        Err(audit::AuditError::Broken { line, reason, .. }) => {
+            return forged(format!("line {line}: {reason}"))
+        }
+        Err(e) => return Err(e).context("cannot verify"),
+    };
+    let Some(first) = checked.records.first() else {
+        return Ok(("truncated: no records at all".into(), VERIFY_TRUNCATED));
+    };
+    let owner = first.container_id.clone();
+    if let Some(id) = id.filter(|id| *id != owner) {
+        return forged(format!(
+            "its records are of container {owner:?}, not {id:?}: moved onto another run"
+        ));
+    }
+    let container = crate::id::ContainerId::parse(&owner)
+        .ok()
+        .filter(|c| runtime.exists(c));
+    if let Some(c) = &container {
+        let bound = runtime
+            .record(c)
+            .and_then(|r| r.binding)
+            .and_then(|b| b["run"].as_str().map(str::to_owned));
+        if let Some(run) = bound.filter(|run| checked.run() != Some(run.as_str())) {
+            return forged(format!(
+                "container {owner:?} is run {run}, the log's last run is {}: moved onto another run",
+                checked.run().unwrap_or("unbound")
+            ));
+        }
+    }
+    let n = checked.records.len();
+    let signed = checked.checkpoints;
+    let audit::Ending::Unsealed {
+        last_checkpoint,
+        unsigned,
+    } = &checked.ending
+    else {
+        return Ok((
+            format!("intact and closed: {n} records, hash chain intact, {signed} signed checkpoints, sealed"),
+            0,
+        ));
+    };
+    let tail = match (unsigned.first(), unsigned.last()) {
+        (Some(a), Some(b)) if a == b => format!("record {a} is after the last checkpoint"),
+        (Some(a), Some(b)) => format!("records {a}-{b} are after the last checkpoint"),
+        _ => "nothing is after the last checkpoint".into(),
+    };
+    let last = last_checkpoint.map_or("none".into(), |c| format!("record {c}"));
+    let Some(c) = container else {
+        return Ok((
+            format!(
+                "truncated: {n} records, hash chain intact, {signed} signed checkpoints (last: {last}), \
+                 but no seal: container {owner:?} no longer exists, so the end was cut off; {tail} \
+                 and unsigned"
+            ),
+            VERIFY_TRUNCATED,
+        ));
+    };
+    let writer = match runtime.supervisor(&c) {
+        Some((pid, true)) => format!("its writer (supervisor pid {pid}) is still running"),
+        Some((pid, false)) => {
+            format!("its writer (supervisor pid {pid}) died: the tail was never signed")
+        }
+        None => "it has no supervisor".into(),
+    };
+    Ok((
+        format!(
+            "intact but open: {n} records, hash chain intact, {signed} signed checkpoints (last: {last}); \
+             {tail}; {writer}"
+        ),
+        VERIFY_OPEN,
+    ))
 }
 
 struct Filter {

@@ -201,6 +201,12 @@ fn summary(code: i32, started: Instant, peak: Option<u64>, log: Option<&Path>) -
                         .collect();
                     s.push_str(&format!(" ({})", list.join(", ")));
                 }
+                if let Some(lost) = sum.kinds.get(audit::Kind::AuditLost.as_str()) {
+                    s.push_str(&format!(
+                        "; {lost} event{} NOT RECORDED (audit.lost)",
+                        if *lost == 1 { "" } else { "s" }
+                    ));
+                }
             }
             Err(e) => s.push_str(&format!(", audit log unreadable: {e}")),
         }

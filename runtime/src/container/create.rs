@@ -189,10 +189,17 @@ impl Runtime {
             _ => None,
         };
         let network = self.attach_network(id, pdir, &mut draft, pid, cgroup2_dir.as_deref())?;
-        self.audit(
+        let mut created = json!({"event": "created", "pid": pid});
+        if let Some(binding) = &draft.record.binding {
+            created["run"] = binding["run"].clone();
+            created["policy_digest"] = binding["policy_digest"].clone();
+            created["bundle_digest"] = binding["bundle_digest"].clone();
+        }
+        self.audit_signed(
             id,
             &draft.record,
-            Entry::new(Kind::Lifecycle, json!({"event": "created", "pid": pid})),
+            Entry::new(Kind::Lifecycle, created),
+            false,
         );
         let output = output_read.map(|fd| (fd, self.output_log(id)));
         self.start_supervisor(id, opts, pdir, draft, network, pid, cgroup2_dir, output)?;
@@ -231,6 +238,8 @@ impl Runtime {
         AuditLog::open(&audit_log, id.as_str(), None).map_err(|e| {
             LifecycleError::AuditPlan(format!("log_path {}: {e}", audit_log.display()))
         })?;
+        // The key that signs its checkpoints, made or refused now too.
+        audit::seal::host_key().map_err(|e| LifecycleError::AuditPlan(e.to_string()))?;
         let layout = cgroup2::detect();
         let record = Record {
             bundle: bundle.dir.clone(),
@@ -251,6 +260,7 @@ impl Runtime {
             init_start_time: None,
             launch: opts.launch.clone(),
             trail: None,
+            binding: Some(binding(&bundle, annotations.as_ref())),
         };
         save_record(pdir, &record)?;
         let disk_limits =
@@ -449,6 +459,8 @@ impl Runtime {
             seccomp: seccomp_profile.filter(|_| notifier.is_some()),
             exec_seccomp,
             session,
+            on_failure: audit_plan.on_failure,
+            log_max_size: audit_plan.max_size(),
             alerts: audit_plan.alerts,
             disk_limits,
             output: output
@@ -533,4 +545,27 @@ impl Runtime {
         }
         Ok(c)
     }
+}
+
+/// A run's binding: a random id and the digests of its policy (the
+/// `io.purple.*` annotations it runs under, in key order) and its bundle.
+fn binding(
+    bundle: &Bundle,
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> serde_json::Value {
+    let policy: std::collections::BTreeMap<_, _> = annotations
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("io.purple."))
+        .collect();
+    let policy = serde_json::to_vec(&policy).expect("annotations serialise");
+    let mut run = [0u8; 16];
+    // SAFETY: getrandom writes at most `len` bytes into our buffer; a short
+    // read leaves zeros, and the digests still tell runs apart.
+    unsafe { libc::getrandom(run.as_mut_ptr().cast(), run.len(), 0) };
+    json!({
+        "run": audit::seal::hex(&run),
+        "policy_digest": audit::digest(&policy),
+        "bundle_digest": bundle.digest,
+    })
 }

@@ -72,7 +72,14 @@ impl Runtime {
             };
             // Stopped first, so that its last records precede "deleted".
             if let Some(pid) = rec.supervisor_pid {
-                supervisor::stop(pid, &self.plan_path(id));
+                let plan = self.plan_path(id);
+                supervisor::stop(pid, &plan);
+                // What it could not write is written (or counted lost) here,
+                // while the ring buffer is still pinned.
+                if let Some(log) = &rec.audit_log {
+                    let late = supervisor::leftovers(&plan, rec.bpf_dir.as_deref(), log);
+                    self.write_audit(id, rec, &late, None);
+                }
             }
             if let Some(pid) = rec.egress_pid {
                 egress::stop(pid, id.as_str());
@@ -102,10 +109,11 @@ impl Runtime {
             return Err(e);
         }
         if let Some(rec) = record {
-            self.audit(
+            self.audit_signed(
                 id,
                 rec,
                 Entry::new(Kind::Lifecycle, json!({"event": "deleted"})),
+                true,
             );
         }
         for dir in [self.state_dir(id), self.purple_dir(id), self.run_bundle(id)] {

@@ -204,6 +204,11 @@ pub struct Record {
     /// (written before it is).
     #[serde(default)]
     pub trail: Option<purple_ebpf::trail::Registration>,
+    /// What this run's first audit record binds (a random run id, the
+    /// policy's and the bundle's digests): a log moved onto another run
+    /// does not match it.
+    #[serde(default)]
+    pub binding: Option<serde_json::Value>,
 }
 
 /// A sandbox of `purple run`, as `purple ps` shows it.
@@ -300,6 +305,13 @@ impl Runtime {
             .unwrap_or_else(|| audit::default_path(id.as_str()))
     }
 
+    /// The supervisor of `id` (the writer of its log while it runs) and
+    /// whether it is still running.
+    pub fn supervisor(&self, id: &ContainerId) -> Option<(u32, bool)> {
+        let pid = self.record(id)?.supervisor_pid?;
+        Some((pid, supervisor::running(pid, &self.plan_path(id))))
+    }
+
     /// Waits (up to 2 s) for the supervisor of `id` to write its last records
     /// and exit; a foreground `run` calls it while init is still an unreaped
     /// zombie, so that `exited` carries init's exit status.
@@ -392,11 +404,26 @@ impl Runtime {
     /// Appends one record to the container's audit log. Auditing never stops
     /// the lifecycle: a failure is logged as a warning.
     fn audit(&self, id: &ContainerId, record: &Record, e: Entry) {
+        self.write_audit(id, record, &[e], None);
+    }
+
+    /// Appends one record and a checkpoint signed with the host's key (a
+    /// seal when `seal`: nothing follows it in this run).
+    fn audit_signed(&self, id: &ContainerId, record: &Record, e: Entry, seal: bool) {
+        self.write_audit(id, record, &[e], Some(seal));
+    }
+
+    fn write_audit(&self, id: &ContainerId, record: &Record, e: &[Entry], sign: Option<bool>) {
         let Some(path) = &record.audit_log else {
             return;
         };
-        let written = AuditLog::open(path, id.as_str(), record.policy.as_deref())
-            .and_then(|mut log| log.append(&[e]));
+        let written =
+            AuditLog::open(path, id.as_str(), record.policy.as_deref()).and_then(|mut log| {
+                match sign {
+                    Some(seal) => log.append_signed(e, &audit::seal::host_key()?, seal),
+                    None => log.append(e),
+                }
+            });
         if let Err(err) = written {
             tracing::warn!("audit record for {id}: {err}");
         }

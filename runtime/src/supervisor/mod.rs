@@ -11,10 +11,13 @@
 //! `supervisor.error` record (an alerted violation) saying what it costs,
 //! and where enforcement depends on that part the container is killed.
 
+mod fold;
+mod ledger;
 mod output;
 pub mod plan;
 mod session;
 mod spawn;
+mod writer;
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -28,6 +31,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use purple_ebpf::events::{Event, Hook};
 use purple_policy::plan::Action;
+use purple_policy::supervision::OnFailure;
 use serde_json::{json, Value};
 
 use crate::alert::Alerter;
@@ -38,8 +42,10 @@ use crate::pidfd;
 use crate::seccomp::Notifier;
 use plan::{Fds, Plan};
 use session::{Counter, Session};
+use writer::Writer;
 
-pub use spawn::{spawn, started, stop, wait_exit};
+pub use ledger::leftovers;
+pub use spawn::{running, spawn, started, stop, wait_exit};
 
 /// The supervisor's command line: the plan and nothing else.
 #[derive(Debug, Clone, clap::Args)]
@@ -236,12 +242,22 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let caller = caller.map(|fd| Caller { fd, gone: false });
+    let ledger = ledger::Ledger::create(&args.plan)
+        .map_err(|e| {
+            failures.records_lost(
+                "ledger",
+                e,
+                "events the supervisor dies holding are not counted as lost",
+            )
+        })
+        .ok();
     let parts = Parts {
         notifier,
         resolver,
         caller,
         output,
         failures,
+        ledger,
     };
     if run(&plan, parts)? {
         let id = crate::id::ContainerId::parse(&plan.id)?;
@@ -259,6 +275,7 @@ struct Parts {
     caller: Option<Caller>,
     output: Option<output::Output>,
     failures: Failures,
+    ledger: Option<ledger::Ledger>,
 }
 
 /// The supervisor's loop; returns when the container is gone or on SIGTERM,
@@ -270,8 +287,23 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         mut caller,
         mut output,
         mut failures,
+        ledger,
     } = parts;
-    let mut log = AuditLog::open(&plan.log, &plan.id, plan.policy.as_deref())?;
+    let take = |entries: &[Entry]| {
+        if let Some(l) = &ledger {
+            entries.iter().for_each(|e| l.take(e));
+        }
+    };
+    let log = AuditLog::open(&plan.log, &plan.id, plan.policy.as_deref())?;
+    let key = crate::audit::seal::host_key()
+        .map_err(|e| {
+            failures.records_lost(
+                "audit key",
+                e,
+                "the log's checkpoints are not signed: it verifies as cut short",
+            )
+        })
+        .ok();
     let rules = plan.rule_book();
     let mut ring = match &plan.pins {
         Some(pins) => match purple_ebpf::open_events(pins) {
@@ -325,14 +357,12 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         .thread_block()
         .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK))
         .ok();
-    let write = |log: &mut AuditLog, entries: &[Entry]| -> Result<(), AuditError> {
-        alerter.send_violations(&log.append(entries)?);
-        Ok(())
-    };
+    let mut writer = Writer::new(log, key, Arc::clone(&alerter), plan.log_max_size);
+    let mut folder = fold::Folder::default();
     if failures.kill {
         session.signal_all(libc::SIGKILL);
     }
-    write(&mut log, &failures.entries)?;
+    writer.write(&failures.entries);
     if let (Some(config), Some(fds), Some(pins)) = (&plan.dns, resolver, &plan.pins) {
         let target = crate::dns::AuditTarget {
             log: &plan.log,
@@ -341,7 +371,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             alerter: Arc::clone(&alerter),
         };
         if let Err(e) = crate::dns::serve(config.clone(), fds, pins, target) {
-            log.append(&[crate::dns::failure(&e)])?;
+            writer.write(&[crate::dns::failure(&e)]);
         }
     }
     loop {
@@ -428,10 +458,15 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if let Some(n) = notifier.as_mut() {
             batch.extend(n.service(PollTimeout::ZERO));
         }
+        take(&batch);
         if let Some(ring) = ring.as_mut() {
             while let Some(item) = ring.next() {
                 if let Some(e) = Event::parse(&item) {
-                    batch.push(entry(&e, &rules));
+                    let e = entry(&e, &rules);
+                    // Counted while the event is still in the ring: it
+                    // leaves the ring when `item` drops.
+                    take(std::slice::from_ref(&e));
+                    batch.push(e);
                 }
             }
         }
@@ -441,8 +476,10 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if let Some(t) = trail.as_mut() {
             let mut execs = Vec::new();
             t.drain(&mut execs);
+            take(&execs);
             batch.splice(0..0, execs);
         }
+        let kernel = batch.len();
         batch.extend(limits.iter_mut().filter_map(Counter::check));
         batch.extend(session.enforce());
         let mut full = false;
@@ -454,18 +491,22 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         if dropped > 0 {
             batch.push(Entry::new(Kind::AlertDropped, json!({ "count": dropped })));
         }
-        write(&mut log, &batch)?;
+        take(&batch[kernel..]);
+        let now = Instant::now();
+        let mut batch = folder.fold(batch, now);
+        batch.extend(folder.expired(now, false));
+        if !writer.write(&batch) && plan.on_failure == OnFailure::Kill {
+            // Nothing the sandbox does may go unrecorded.
+            session.signal_all(libc::SIGKILL);
+        }
         let orphaned = caller.as_ref().is_some_and(|c| c.gone);
         if stop || gone {
             let dropped = output.as_mut().map_or(0, output::Output::finish);
+            writer.write(&folder.expired(Instant::now(), true));
             if gone {
                 let mut details = exit_status.take().unwrap_or_else(|| json!({}));
                 details["event"] = json!("exited");
-                // What the last processes ran after the drain above.
-                if let Some(t) = trail.as_mut() {
-                    let mut last = Vec::new();
-                    t.drain(&mut last);
-                    write(&mut log, &last)?;
+                if let Some(t) = &trail {
                     details["trail"] = t.counts();
                 }
                 if dropped > 0 {
@@ -474,7 +515,11 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 if orphaned {
                     details["reason"] = json!("caller died");
                 }
-                write(&mut log, &[Entry::new(Kind::Lifecycle, details)])?;
+                writer.write(&[Entry::new(Kind::Lifecycle, details)]);
+            }
+            // Anything still unwritten is `delete`'s to account for.
+            if let (true, Some(l)) = (writer.finish(), &ledger) {
+                l.close();
             }
             // Told to stop: whoever stops it deletes the container.
             return Ok(orphaned && !stop);

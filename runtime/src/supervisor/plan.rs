@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxSeccomp;
 use purple_policy::hostfs;
 use purple_policy::plan::Rule;
-use purple_policy::supervision::{Alerts, SessionPlan};
+use purple_policy::supervision::{Alerts, OnFailure, SessionPlan};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup2::LimitCounter;
@@ -70,6 +70,12 @@ pub struct Plan {
     pub session: SessionPlan,
     /// Alert targets (the `alerts` of `io.purple.audit`).
     pub alerts: Alerts,
+    /// When records cannot be written: stop the sandbox or let it run on.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// The log's budget in bytes (`audit.max_size`).
+    #[serde(default = "default_log_max_size")]
+    pub log_max_size: u64,
     /// Resource-limit counters in the container's cgroup files.
     pub counters: Vec<LimitCounter>,
     /// Output binds' size limits, watched where no project quota holds them.
@@ -222,6 +228,10 @@ impl Fds<RawFd> {
             Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         })
     }
+}
+
+fn default_log_max_size() -> u64 {
+    purple_policy::supervision::DEFAULT_LOG_MAX_SIZE
 }
 
 impl Plan {

@@ -71,6 +71,11 @@ fn is_ours(pid: u32, plan: &Path) -> bool {
     )
 }
 
+/// Whether the supervisor `pid` started from `plan` is still running.
+pub fn running(pid: u32, plan: &Path) -> bool {
+    is_ours(pid, plan) && !pidfd::is_zombie(pid as i32)
+}
+
 /// Tells the supervisor `pid` started from `plan` that the session started
 /// (its wall-clock budget counts from now).
 pub fn started(pid: u32, plan: &Path) {
