@@ -191,12 +191,6 @@ pub fn network(c: &NetworkPlan, f: &NetworkPlan) -> Result<(), Looser> {
     if c.allow_metadata && !f.allow_metadata {
         return Err("allow_metadata: true opens cloud metadata, which the floor denies".into());
     }
-    if c.allow_rebinding && !f.allow_rebinding {
-        return Err(
-            "allow_rebinding: true lets allowed names point into private ranges; the floor refuses such answers"
-                .into(),
-        );
-    }
     if f.judge_loopback && !c.judge_loopback {
         return Err("judge_loopback: false leaves loopback unjudged; the floor judges it".into());
     }
@@ -574,7 +568,14 @@ mod tests {
         );
         assert!(e.contains("tcp port 444"), "{e}");
         network(&plan(floor.clone()), &plan(floor.clone())).unwrap();
-        assert!(looser(json!({"allow_rebinding": true}), json!({})).contains("allow_rebinding"));
+        // Rebinding answers only matter where the floor does not allow the
+        // ranges anyway (the default floor allows them).
+        network(&plan(json!({"allow_rebinding": true, "allowed_domains": ["a.example.com"]})), &NetworkPlan::default()).unwrap();
+        let names = json!({"mode": "allow-list", "allowed_domains": ["*.example.com"]});
+        let mut rebinding = names.clone();
+        rebinding["allow_rebinding"] = json!(true);
+        let e = looser(rebinding, names);
+        assert!(e.contains("allowed_domains could make"), "{e}");
         assert!(looser(json!({}), json!({"judge_loopback": true})).contains("judge_loopback"));
         assert!(looser(json!({"egress": "slirp4netns"}), json!({})).contains("egress"));
         let e = looser(json!({}), json!({"blocked_domains": ["*.evil.example.org"]}));

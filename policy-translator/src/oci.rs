@@ -87,28 +87,34 @@ pub fn apply(spec: Spec, bundle: &Path, node: &Node) -> Result<Spec, ApplyError>
         base: bundle.to_owned(),
         host_paths: false,
     };
-    let out = match annotations.get(PROFILE_ANNOTATION) {
+    let (out, applied) = match annotations.get(PROFILE_ANNOTATION) {
         Some(name) => {
             let loaded = profiles::resolve_for_annotation(name, &node.profile_dir, &ctx)?;
             if let Some(Some(f)) = floor {
                 floor::policy(&loaded.policy, f).map_err(|w| loosens(PROFILE_ANNOTATION, w))?;
             }
-            merge::tighten(&spec, &loaded.policy)?
+            (merge::tighten(&spec, &loaded.policy)?, None)
         }
-        None if keys.is_empty() => {
-            match node
-                .default_profile
-                .as_deref()
-                .or(floor.flatten())
-            {
-                Some(p) => merge::tighten(&spec, p)?,
-                None => spec,
-            }
-        }
-        None => match floor.flatten() {
-            Some(f) => with_floor_plans(merge::tighten_spec(&spec, f)?, f),
-            None => spec,
+        None if keys.is_empty() => match node.default_profile.as_deref().or(floor.flatten()) {
+            Some(p) => (merge::tighten(&spec, p)?, Some(p)),
+            None => (spec, None),
         },
+        None => match floor.flatten() {
+            Some(f) => (with_floor_plans(merge::tighten_spec(&spec, f)?, f), Some(f)),
+            None => (spec, None),
+        },
+    };
+    // A profile the node applied is named like one the bundle named, so
+    // that exec'd processes are held to it too (`tenant::Ceiling`).
+    let out = match applied {
+        Some(p) => {
+            let mut out = out;
+            let mut a = out.annotations().clone().unwrap_or_default();
+            a.insert(PROFILE_ANNOTATION.to_owned(), p.name.clone());
+            out.set_annotations(Some(a));
+            out
+        }
+        None => out,
     };
     if let Some(f) = floor {
         let a = out.annotations().as_ref();
