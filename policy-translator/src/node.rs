@@ -7,7 +7,13 @@
 //! floor: secure-agent             # annotations may only tighten this profile
 //! annotations: [io.purple.profile, io.purple.network]   # honoured; others refused
 //! profile_dir: /etc/purple/policies
+//! handlers:                       # containerd runtime handlers (RuntimeClasses)
+//!   purple-secure-agent: secure-agent
 //! ```
+//!
+//! A handler is a link named after it to `purple-oci` (the runc shim's
+//! `BinaryName`); called by that name, `purple-oci` holds every container
+//! to the handler's profile: its default and its floor.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +32,7 @@ use crate::yaml::{self, Node as YamlNode, Pos};
 pub const NODE_CONFIG: &str = "/etc/purple/runtime.yaml";
 
 const TOP: Shape = Shape {
-    fields: &["default_profile", "floor", "annotations", "profile_dir"],
+    fields: &["default_profile", "floor", "annotations", "profile_dir", "handlers"],
     renamed: &[],
     inert: &[],
 };
@@ -40,7 +46,12 @@ pub enum NodeError {
     },
     #[error("{}: {} error(s) in the node configuration\n{}", .0.file.display(), .0.errors().count(), .0.render(Some(crate::diag::Severity::Error)).trim_end())]
     Invalid(Report),
+    #[error("this runtime was called as {name:?}, a handler {config} does not name: add `handlers: {{{name}: PROFILE}}` there, or call it as {RUNTIME_NAME}")]
+    UnknownHandler { name: String, config: String },
 }
+
+/// The name `purple-oci` has when no handler is meant.
+pub const RUNTIME_NAME: &str = "purple-oci";
 
 /// What every container's effective policy must be at least as tight as.
 #[derive(Debug, Clone)]
@@ -65,6 +76,8 @@ pub struct Node {
     pub floor: Floor,
     /// The `io.purple.*` annotations a bundle may carry.
     pub honoured: Vec<String>,
+    /// containerd runtime handlers and their profiles.
+    pub handlers: Vec<(String, Box<Policy>)>,
 }
 
 impl Default for Node {
@@ -76,6 +89,7 @@ impl Default for Node {
             default_profile: None,
             floor: Floor::Default,
             honoured: BUNDLE_ANNOTATIONS.iter().map(|s| s.to_string()).collect(),
+            handlers: Vec::new(),
         }
     }
 }
@@ -126,6 +140,27 @@ impl Node {
             Some(node) if !report.has_errors() => Ok(node),
             _ => Err(NodeError::Invalid(report)),
         }
+    }
+
+    /// The node as the runtime called `name` (its argv[0]'s file name) sees
+    /// it: under a handler's name, the handler's profile is both the default
+    /// and the floor (checked at least as tight as the node's when read).
+    pub fn for_handler(self, name: &str) -> Result<Self, NodeError> {
+        if name == RUNTIME_NAME {
+            return Ok(self);
+        }
+        let Some((_, p)) = self.handlers.iter().find(|(h, _)| h == name) else {
+            return Err(NodeError::UnknownHandler {
+                name: name.escape_debug().to_string(),
+                config: self.describe_source(),
+            });
+        };
+        let p = p.clone();
+        Ok(Self {
+            default_profile: Some(p.clone()),
+            floor: Floor::Profile(p),
+            ..self
+        })
     }
 
     pub fn honours(&self, key: &str) -> bool {
@@ -230,6 +265,54 @@ fn decode(d: &mut Decoder, n: &YamlNode, file: &Path) -> Option<Node> {
             );
         }
     }
+    if let Some(n) = f.get("handlers") {
+        let entries = match &n.value {
+            crate::yaml::Value::Map(e) => e.clone(),
+            _ => {
+                d.error(
+                    n.pos,
+                    "handlers",
+                    format!("expected a mapping, found {}", n.kind()),
+                    "write `handler-name: profile` lines indented under it",
+                );
+                Vec::new()
+            }
+        };
+        for (key, value) in entries {
+            let path = format!("handlers.{}", key.name);
+            let ok_name = key.name.starts_with("purple")
+                && key.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            if !ok_name || key.name == RUNTIME_NAME {
+                d.error(
+                    key.pos,
+                    &path,
+                    format!("{:?} is no handler name Purple can be called by", key.name),
+                    format!("name it purple-SOMETHING (letters, digits, '-', '_'), not {RUNTIME_NAME}"),
+                );
+                continue;
+            }
+            let Some(name) = d.string(&value, &path) else { continue };
+            let p = match profiles::resolve_for_annotation(&name, &node.profile_dir, &ctx) {
+                Ok(l) => l.policy,
+                Err(e) => {
+                    d.error(value.pos, &path, e.to_string(), "name a built-in profile or a file of profile_dir");
+                    continue;
+                }
+            };
+            if let Some((f, _)) = &floor {
+                if let Err(why) = floor::policy(&p, f) {
+                    d.error(
+                        value.pos,
+                        &path,
+                        format!("profile {:?} is looser than the floor {:?}: {why}", p.name, f.name),
+                        "name a profile at least as tight as the floor",
+                    );
+                    continue;
+                }
+            }
+            node.handlers.push((key.name.clone(), Box::new(p)));
+        }
+    }
     node.floor = match floor {
         Some((f, _)) => Floor::Profile(Box::new(f)),
         None => Floor::Default,
@@ -277,6 +360,21 @@ mod tests {
         assert!(e.contains("absolute"), "{e}");
         let e = parse("floor: [\n").unwrap_err();
         assert!(e.contains("YAML"), "{e}");
+    }
+
+    #[test]
+    fn handlers_name_profiles_that_become_floor_and_default() {
+        let n = parse("floor: secure-agent\nhandlers:\n  purple-secure: secure-agent\n").unwrap();
+        let h = n.clone().for_handler("purple-secure").unwrap();
+        assert!(matches!(&h.floor, Floor::Profile(p) if p.name == "secure-agent"));
+        assert_eq!(h.default_profile.unwrap().name, "secure-agent");
+        assert!(n.clone().for_handler(RUNTIME_NAME).unwrap().default_profile.is_none());
+        let e = n.for_handler("purple-other").unwrap_err().to_string();
+        assert!(e.contains("purple-other") && e.contains("/test/runtime.yaml"), "{e}");
+        let e = parse("floor: production-secure\nhandlers:\n  purple-dev: development\n").unwrap_err();
+        assert!(e.to_string().contains(":3:15") && e.to_string().contains("looser"), "{e}");
+        let e = parse("handlers:\n  ../x: secure-agent\n").unwrap_err();
+        assert!(e.to_string().contains("no handler name"), "{e}");
     }
 
     #[test]

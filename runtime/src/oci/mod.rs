@@ -124,7 +124,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let mut rt =
         Runtime::new(&cli.root, cli.systemd_cgroup).with_annotation_alerts(cli.annotation_alerts);
     if matches!(cli.command, Command::Create(_) | Command::Run(_)) {
-        rt = rt.with_node(purple_policy::node::Node::load(&cli.node_config)?);
+        // A containerd runtime handler is a link named after it (the shim's
+        // BinaryName): the name this binary was called by picks its profile.
+        let called = std::env::args_os()
+            .next()
+            .map(PathBuf::from)
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| purple_policy::node::RUNTIME_NAME.into());
+        let node = purple_policy::node::Node::load(&cli.node_config)?.for_handler(&called)?;
+        rt = rt.with_node(node);
     }
     match cli.command {
         Command::Create(a) => create::create(a, &rt),
