@@ -234,7 +234,10 @@ fn ctr_run_and_task_exec() {
 /// handler's profile, and an annotation cannot loosen it.
 #[test]
 fn a_handler_link_holds_its_containers_to_its_profile() {
-    let node = tempfile::Builder::new().prefix("purple-node-").tempdir().unwrap();
+    let node = tempfile::Builder::new()
+        .prefix("purple-node-")
+        .tempdir()
+        .unwrap();
     let policies = node.path().join("policies");
     fs::create_dir(&policies).unwrap();
     fs::write(
@@ -259,16 +262,33 @@ fn a_handler_link_holds_its_containers_to_its_profile() {
     c.import_image();
 
     let id = unique_id("ctr-class");
-    c.ok(&["run", "-d", "--runc-binary", link.to_str().unwrap(), IMAGE, &id, "sleep", "1000"]);
+    c.ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        link.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "sleep",
+        "1000",
+    ]);
     let effective = Path::new("/run/containerd/runc/purple-test/.purple")
         .join(&id)
         .join("bundle/config.json");
-    let spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(&effective).unwrap()).unwrap();
-    assert_eq!(spec["annotations"]["io.purple.policy.name"], "ctr-strict", "{spec}");
+    let spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&effective).unwrap()).unwrap();
+    assert_eq!(
+        spec["annotations"]["io.purple.policy.name"], "ctr-strict",
+        "{spec}"
+    );
     assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 42, "{spec}");
     c.ok(&["tasks", "kill", "-s", "SIGKILL", &id]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while c.ok(&["tasks", "ls"]).lines().any(|l| l.starts_with(&id) && l.contains("RUNNING")) {
+    while c
+        .ok(&["tasks", "ls"])
+        .lines()
+        .any(|l| l.starts_with(&id) && l.contains("RUNNING"))
+    {
         assert!(Instant::now() < deadline, "task did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -280,22 +300,42 @@ fn a_handler_link_holds_its_containers_to_its_profile() {
     // A pod author's annotation cannot loosen the handler's profile.
     let id = unique_id("ctr-loose");
     let out = c.ctr(&[
-        "run", "--rm", "--runc-binary", link.to_str().unwrap(),
-        "--annotation", "io.purple.network={\"mode\":\"deny-list\"}",
-        IMAGE, &id, "true",
+        "run",
+        "--rm",
+        "--runc-binary",
+        link.to_str().unwrap(),
+        "--annotation",
+        "io.purple.network={\"mode\":\"deny-list\"}",
+        IMAGE,
+        &id,
+        "true",
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "ran: {err}");
-    assert!(err.contains("io.purple.network") && err.contains("ctr-strict"), "{err}");
+    assert!(
+        err.contains("io.purple.network") && err.contains("ctr-strict"),
+        "{err}"
+    );
     c.ctr(&["containers", "rm", &id]);
     assert!(!runc_root(&id).exists(), "state of {id} left");
     assert_no_cgroup_named(&id);
 
     // A link the node does not map is refused, not run under the default.
     let id = unique_id("ctr-unmapped");
-    let out = c.ctr(&["run", "--rm", "--runc-binary", unmapped.to_str().unwrap(), IMAGE, &id, "true"]);
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        unmapped.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "true",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("purple-ctr-unmapped"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("purple-ctr-unmapped"),
+        "{err}"
+    );
     c.ctr(&["containers", "rm", &id]);
     assert_no_cgroup_named(&id);
 }

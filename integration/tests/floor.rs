@@ -9,11 +9,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use purple_integration::agent::{agent_bundle, assert_eperm, assert_ok, Agent, CONTAINER_NAMESERVER};
+use purple_integration::agent::{
+    agent_bundle, assert_eperm, assert_ok, Agent, CONTAINER_NAMESERVER,
+};
 use purple_integration::cli::stderr;
 use purple_integration::netns::TestNet;
 use purple_integration::podman::podman;
-use purple_integration::{assert_no_leftovers, podman_setup, unique_id, Oci, TestBundle, PODMAN_IMAGE};
+use purple_integration::{
+    assert_no_leftovers, podman_setup, unique_id, Oci, TestBundle, PODMAN_IMAGE,
+};
 use serde_json::{json, Value};
 
 /// The floor of these tests: deny-list with 10.99.2.0/24 blocked, a
@@ -112,13 +116,54 @@ fn loosening_annotations_are_refused_and_leave_nothing() {
     let node = NodeConfig::new(
         "floor: floor-test\n",
         &[
-            ("loose-net", variant("loose-net", "blocked_ips: [\"10.99.2.0/24\"]", "blocked_ips: []")),
-            ("loose-syscalls", variant("loose-syscalls", "deny: [ptrace, mount, bpf]", "deny: [mount, bpf]")),
-            ("loose-caps", variant("loose-caps", "syscalls:", "capabilities:\n  add: [CAP_SYS_ADMIN]\nsyscalls:")),
-            ("loose-limits", variant("loose-limits", "\"256M\"", "\"1G\"")),
-            ("loose-mounts", variant("loose-mounts", "syscalls:", "filesystem:\n  read_only_root: false\nsyscalls:")),
-            ("loose-session", variant("loose-session", "session_timeout_seconds: 600", "session_timeout_seconds: 6000")),
-            ("tight", variant("tight", "pids_limit: 128", "pids_limit: 64")),
+            (
+                "loose-net",
+                variant(
+                    "loose-net",
+                    "blocked_ips: [\"10.99.2.0/24\"]",
+                    "blocked_ips: []",
+                ),
+            ),
+            (
+                "loose-syscalls",
+                variant(
+                    "loose-syscalls",
+                    "deny: [ptrace, mount, bpf]",
+                    "deny: [mount, bpf]",
+                ),
+            ),
+            (
+                "loose-caps",
+                variant(
+                    "loose-caps",
+                    "syscalls:",
+                    "capabilities:\n  add: [CAP_SYS_ADMIN]\nsyscalls:",
+                ),
+            ),
+            (
+                "loose-limits",
+                variant("loose-limits", "\"256M\"", "\"1G\""),
+            ),
+            (
+                "loose-mounts",
+                variant(
+                    "loose-mounts",
+                    "syscalls:",
+                    "filesystem:\n  read_only_root: false\nsyscalls:",
+                ),
+            ),
+            (
+                "loose-session",
+                variant(
+                    "loose-session",
+                    "session_timeout_seconds: 600",
+                    "session_timeout_seconds: 6000",
+                ),
+            ),
+            (
+                "tight",
+                variant("tight", "pids_limit: 128", "pids_limit: 64"),
+            ),
         ],
     );
     let oci = Oci::new();
@@ -128,11 +173,24 @@ fn loosening_annotations_are_refused_and_leave_nothing() {
         ("loose-net", "network: it allows 10.99.2.0"),
         ("loose-syscalls", "syscalls: system call ptrace"),
         ("loose-caps", "capabilities: CAP_SYS_ADMIN"),
-        ("loose-limits", "memory_limit_bytes 1073741824 is above the floor's 268435456"),
+        (
+            "loose-limits",
+            "memory_limit_bytes 1073741824 is above the floor's 268435456",
+        ),
         ("loose-mounts", "filesystem: read_only_root is off"),
-        ("loose-session", "timeout_seconds 6000 is above the floor's 600"),
+        (
+            "loose-session",
+            "timeout_seconds 6000 is above the floor's 600",
+        ),
     ] {
-        assert_refused(&oci, &p, json!({"io.purple.profile": profile}), "io.purple.profile", floor, why);
+        assert_refused(
+            &oci,
+            &p,
+            json!({"io.purple.profile": profile}),
+            "io.purple.profile",
+            floor,
+            why,
+        );
     }
     // The bundle's own plans, without any profile.
     assert_refused(
@@ -192,7 +250,10 @@ fn out_of_the_box_metadata_stays_closed_unless_the_operator_opens_it() {
     // The operator's floor may open it.
     let opened = NodeConfig::new(
         "floor: metadata-ok\n",
-        &[("metadata-ok", "name: metadata-ok\nnetwork:\n  isolated: false\n  allow_metadata: true\n".into())],
+        &[(
+            "metadata-ok",
+            "name: metadata-ok\nnetwork:\n  isolated: false\n  allow_metadata: true\n".into(),
+        )],
     );
     let id = unique_id("floor");
     let b = bundle(open);
@@ -223,16 +284,19 @@ fn a_tightening_annotation_runs_tighter_and_its_rule_holds() {
             {"cidr": "10.99.1.1/32", "action": "deny"}
         ]
     });
-    let b = agent_bundle(&net, Some(plan), &format!("nameserver {CONTAINER_NAMESERVER}\n"));
+    let b = agent_bundle(
+        &net,
+        Some(plan),
+        &format!("nameserver {CONTAINER_NAMESERVER}\n"),
+    );
     let a = Agent::from_bundle_with(b, &[&node.arg()]);
     assert_eperm(&a.probe(&["tcp", "10.99.1.1", "80"]));
     // What neither denies still flows.
     assert_ok(&a.probe(&["tcp", purple_integration::netns::HOST_LINK_V4, "80"]));
     // The floor's own parts reached the spec under the bundle's plan.
-    let spec: Value = serde_json::from_str(
-        &fs::read_to_string(a.record_file("bundle/config.json")).unwrap(),
-    )
-    .unwrap();
+    let spec: Value =
+        serde_json::from_str(&fs::read_to_string(a.record_file("bundle/config.json")).unwrap())
+            .unwrap();
     assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 128, "{spec}");
     a.delete();
 }

@@ -86,7 +86,9 @@ impl<'p> Judge<'p> {
             let ports_ok = r.ports.is_empty()
                 || match probe {
                     Probe::Portless => r.action == Action::Deny,
-                    Probe::Port(_, port) => r.ports.iter().any(|x| x.first <= port && port <= x.last),
+                    Probe::Port(_, port) => {
+                        r.ports.iter().any(|x| x.first <= port && port <= x.last)
+                    }
                 };
             if proto_ok && ports_ok {
                 return r.action == Action::Allow;
@@ -278,11 +280,12 @@ pub fn audit(c: &AuditPlan, f: &AuditPlan) -> Result<(), Looser> {
     if f.record_allowed && !c.record_allowed {
         return Err("it does not record allowed connections; the floor does".into());
     }
-    if f.log_path.is_some() && c.log_path != f.log_path {
-        return Err(format!(
-            "log_path is not the floor's {}",
-            f.log_path.as_ref().expect("checked").display()
-        ));
+    if let Some(path) = f
+        .log_path
+        .as_ref()
+        .filter(|p| c.log_path.as_ref() != Some(*p))
+    {
+        return Err(format!("log_path is not the floor's {}", path.display()));
     }
     let a = (&c.alerts, &f.alerts);
     let lost = (!a.1.command.is_empty() && a.0.command != a.1.command)
@@ -350,8 +353,14 @@ fn call<'a>(seccomp: &'a Value, name: &str) -> Call<'a> {
                 .is_some_and(|n| n.iter().any(|n| n == name))
         })
         .collect();
-    let conditional = |r: &&Value| r.get("args").is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty()));
-    if rules.iter().any(|r| permits(&r["action"]) && !conditional(r)) {
+    let conditional = |r: &&Value| {
+        r.get("args")
+            .is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+    };
+    if rules
+        .iter()
+        .any(|r| permits(&r["action"]) && !conditional(r))
+    {
         return Call::Allowed;
     }
     let cond: Vec<&Value> = rules.iter().copied().filter(conditional).collect();
@@ -393,7 +402,9 @@ fn seccomp(c: Option<&Value>, f: Option<&Value>) -> Result<(), Looser> {
         .collect();
     for name in names {
         if !no_wider(&call(c, name), &call(f, name)) {
-            return Err(format!("system call {name} is allowed beyond the floor's filter"));
+            return Err(format!(
+                "system call {name} is allowed beyond the floor's filter"
+            ));
         }
     }
     Ok(())
@@ -405,8 +416,11 @@ fn seccomp(c: Option<&Value>, f: Option<&Value>) -> Result<(), Looser> {
 pub fn policy(c: &Policy, f: &Policy) -> Result<(), Looser> {
     let plan = |p: &Policy| translate::network_plan(&p.network);
     network(&plan(c), &plan(f)).map_err(|e| format!("network: {e}"))?;
-    audit(&translate::audit_plan(&c.audit), &translate::audit_plan(&f.audit))
-        .map_err(|e| format!("audit: {e}"))?;
+    audit(
+        &translate::audit_plan(&c.audit),
+        &translate::audit_plan(&f.audit),
+    )
+    .map_err(|e| format!("audit: {e}"))?;
     session(
         &translate::session_plan(&c.resources),
         &translate::session_plan(&f.resources),
@@ -425,10 +439,22 @@ pub fn policy(c: &Policy, f: &Policy) -> Result<(), Looser> {
         return Err("capabilities: no_new_privileges is off; the floor sets it".into());
     }
     let (cr, fr) = (&c.resources, &f.resources);
-    at_most(cr.memory_limit_bytes, fr.memory_limit_bytes, "resources: memory_limit_bytes")?;
-    at_most(cr.swap_limit_bytes, fr.swap_limit_bytes, "resources: swap_limit_bytes")?;
+    at_most(
+        cr.memory_limit_bytes,
+        fr.memory_limit_bytes,
+        "resources: memory_limit_bytes",
+    )?;
+    at_most(
+        cr.swap_limit_bytes,
+        fr.swap_limit_bytes,
+        "resources: swap_limit_bytes",
+    )?;
     at_most(cr.pids_limit, fr.pids_limit, "resources: pids_limit")?;
-    at_most(cr.block_io_limit, fr.block_io_limit, "resources: block_io_limit")?;
+    at_most(
+        cr.block_io_limit,
+        fr.block_io_limit,
+        "resources: block_io_limit",
+    )?;
     match (cr.cpu_shares, fr.cpu_shares) {
         (_, None) => {}
         (Some(a), Some(b)) if a <= b => {}
@@ -443,7 +469,11 @@ pub fn policy(c: &Policy, f: &Policy) -> Result<(), Looser> {
     if ff.read_only_root && !cf.read_only_root {
         return Err("filesystem: read_only_root is off; the floor's root is read-only".into());
     }
-    at_most(cf.max_file_size, ff.max_file_size, "filesystem: max_file_size")?;
+    at_most(
+        cf.max_file_size,
+        ff.max_file_size,
+        "filesystem: max_file_size",
+    )?;
     for key in ["maskedPaths", "readonlyPaths"] {
         let has = cl[key].as_array().cloned().unwrap_or_default();
         if let Some(p) = fl[key]
@@ -452,7 +482,9 @@ pub fn policy(c: &Policy, f: &Policy) -> Result<(), Looser> {
             .flatten()
             .find(|p| !has.contains(p))
         {
-            return Err(format!("filesystem: {p} is not covered as the floor's {key} cover it"));
+            return Err(format!(
+                "filesystem: {p} is not covered as the floor's {key} cover it"
+            ));
         }
     }
     if f.network.isolated && !c.network.isolated {
@@ -540,8 +572,10 @@ mod tests {
         let f = json!({"mode": "allow-list", "allowed_domains": ["*.example.com"],
                        "rules": [{"cidr": "203.0.113.0/24", "action": "deny"}]});
         network(
-            &plan(json!({"mode": "allow-list", "allowed_domains": ["api.example.com"],
-                         "rules": [{"cidr": "203.0.113.0/24", "action": "deny"}]})),
+            &plan(
+                json!({"mode": "allow-list", "allowed_domains": ["api.example.com"],
+                         "rules": [{"cidr": "203.0.113.0/24", "action": "deny"}]}),
+            ),
             &plan(f.clone()),
         )
         .unwrap();
@@ -549,7 +583,10 @@ mod tests {
             json!({"mode": "allow-list", "allowed_domains": ["api.example.com"]}),
             f.clone(),
         );
-        assert!(e.contains("allowed_domains") && e.contains("203.0.113"), "{e}");
+        assert!(
+            e.contains("allowed_domains") && e.contains("203.0.113"),
+            "{e}"
+        );
         let e = looser(
             json!({"mode": "allow-list", "allowed_domains": ["api.other.org"]}),
             f,
@@ -570,7 +607,11 @@ mod tests {
         network(&plan(floor.clone()), &plan(floor.clone())).unwrap();
         // Rebinding answers only matter where the floor does not allow the
         // ranges anyway (the default floor allows them).
-        network(&plan(json!({"allow_rebinding": true, "allowed_domains": ["a.example.com"]})), &NetworkPlan::default()).unwrap();
+        network(
+            &plan(json!({"allow_rebinding": true, "allowed_domains": ["a.example.com"]})),
+            &NetworkPlan::default(),
+        )
+        .unwrap();
         let names = json!({"mode": "allow-list", "allowed_domains": ["*.example.com"]});
         let mut rebinding = names.clone();
         rebinding["allow_rebinding"] = json!(true);
@@ -578,7 +619,10 @@ mod tests {
         assert!(e.contains("allowed_domains could make"), "{e}");
         assert!(looser(json!({}), json!({"judge_loopback": true})).contains("judge_loopback"));
         assert!(looser(json!({"egress": "slirp4netns"}), json!({})).contains("egress"));
-        let e = looser(json!({}), json!({"blocked_domains": ["*.evil.example.org"]}));
+        let e = looser(
+            json!({}),
+            json!({"blocked_domains": ["*.evil.example.org"]}),
+        );
         assert!(e.contains("*.evil.example.org"), "{e}");
         network(
             &plan(json!({"blocked_domains": ["*.example.org"]})),
@@ -615,7 +659,9 @@ mod tests {
             {"names": ["mount", "ptrace"], "action": "SCMP_ACT_LOG"}]});
         let more = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["mount", "ptrace", "bpf"], "action": "SCMP_ACT_KILL"}]});
-        assert!(seccomp(Some(&fewer), Some(&deny_list)).unwrap_err().contains("ptrace"));
+        assert!(seccomp(Some(&fewer), Some(&deny_list))
+            .unwrap_err()
+            .contains("ptrace"));
         assert!(seccomp(Some(&logged), Some(&deny_list)).is_err());
         assert!(seccomp(None, Some(&deny_list)).is_err());
         seccomp(Some(&more), Some(&deny_list)).unwrap();
@@ -623,7 +669,9 @@ mod tests {
             {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]});
         let wider = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
             {"names": ["read", "write", "mount"], "action": "SCMP_ACT_ALLOW"}]});
-        assert!(seccomp(Some(&wider), Some(&allow_list)).unwrap_err().contains("mount"));
+        assert!(seccomp(Some(&wider), Some(&allow_list))
+            .unwrap_err()
+            .contains("mount"));
         assert!(seccomp(Some(&more), Some(&allow_list)).is_err());
     }
 
@@ -633,14 +681,30 @@ mod tests {
             timeout_seconds: Some(60),
             ..Default::default()
         };
-        session(&SessionPlan { timeout_seconds: Some(30), ..Default::default() }, &f).unwrap();
-        assert!(session(&SessionPlan::default(), &f).unwrap_err().contains("unlimited"));
+        session(
+            &SessionPlan {
+                timeout_seconds: Some(30),
+                ..Default::default()
+            },
+            &f,
+        )
+        .unwrap();
+        assert!(session(&SessionPlan::default(), &f)
+            .unwrap_err()
+            .contains("unlimited"));
         assert!(session(
-            &SessionPlan { timeout_seconds: Some(30), grace_seconds: 600, ..Default::default() },
+            &SessionPlan {
+                timeout_seconds: Some(30),
+                grace_seconds: 600,
+                ..Default::default()
+            },
             &f
         )
         .is_err());
-        let rec = AuditPlan { record_allowed: true, ..Default::default() };
+        let rec = AuditPlan {
+            record_allowed: true,
+            ..Default::default()
+        };
         assert!(audit(&AuditPlan::default(), &rec).is_err());
         audit(&rec, &AuditPlan::default()).unwrap();
     }

@@ -342,7 +342,13 @@ mod tests {
             host_paths: false,
         };
         for (name, _) in profiles::BUILT_IN {
-            let policy = profiles::resolve_for_annotation(name, std::path::Path::new(profiles::HOST_PROFILE_DIR), &ctx).unwrap().policy;
+            let policy = profiles::resolve_for_annotation(
+                name,
+                std::path::Path::new(profiles::HOST_PROFILE_DIR),
+                &ctx,
+            )
+            .unwrap()
+            .policy;
             let process = Process {
                 args: vec!["sh".into()],
                 env: Vec::new(),

@@ -32,7 +32,13 @@ use crate::yaml::{self, Node as YamlNode, Pos};
 pub const NODE_CONFIG: &str = "/etc/purple/runtime.yaml";
 
 const TOP: Shape = Shape {
-    fields: &["default_profile", "floor", "annotations", "profile_dir", "handlers"],
+    fields: &[
+        "default_profile",
+        "floor",
+        "annotations",
+        "profile_dir",
+        "handlers",
+    ],
     renamed: &[],
     inert: &[],
 };
@@ -108,7 +114,9 @@ impl Node {
     pub fn load(path: &Path) -> Result<Self, NodeError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(NODE_CONFIG) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(NODE_CONFIG) =>
+            {
                 return Ok(Self::default())
             }
             Err(source) => {
@@ -184,7 +192,9 @@ impl Node {
     pub fn describe_source(&self) -> String {
         self.source
             .as_ref()
-            .map_or(format!("{NODE_CONFIG} (absent)"), |p| p.display().to_string())
+            .map_or(format!("{NODE_CONFIG} (absent)"), |p| {
+                p.display().to_string()
+            })
     }
 }
 
@@ -251,8 +261,11 @@ fn decode(d: &mut Decoder, n: &YamlNode, file: &Path) -> Option<Node> {
         let (looser, floor_name) = match &floor {
             Some((f, _)) => (floor::policy(p, f), format!("{:?}", f.name)),
             None => (
-                floor::network(&translate::network_plan(&p.network), &NetworkPlan::default())
-                    .map_err(|e| format!("network: {e}")),
+                floor::network(
+                    &translate::network_plan(&p.network),
+                    &NetworkPlan::default(),
+                )
+                .map_err(|e| format!("network: {e}")),
                 "(Purple's default, cloud metadata denied)".into(),
             ),
         };
@@ -260,7 +273,10 @@ fn decode(d: &mut Decoder, n: &YamlNode, file: &Path) -> Option<Node> {
             d.error(
                 *pos,
                 "default_profile",
-                format!("profile {:?} is looser than the floor {floor_name}: {why}", p.name),
+                format!(
+                    "profile {:?} is looser than the floor {floor_name}: {why}",
+                    p.name
+                ),
                 "name a default profile at least as tight as the floor, or lower the floor",
             );
         }
@@ -281,21 +297,33 @@ fn decode(d: &mut Decoder, n: &YamlNode, file: &Path) -> Option<Node> {
         for (key, value) in entries {
             let path = format!("handlers.{}", key.name);
             let ok_name = key.name.starts_with("purple")
-                && key.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+                && key
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
             if !ok_name || key.name == RUNTIME_NAME {
                 d.error(
                     key.pos,
                     &path,
                     format!("{:?} is no handler name Purple can be called by", key.name),
-                    format!("name it purple-SOMETHING (letters, digits, '-', '_'), not {RUNTIME_NAME}"),
+                    format!(
+                        "name it purple-SOMETHING (letters, digits, '-', '_'), not {RUNTIME_NAME}"
+                    ),
                 );
                 continue;
             }
-            let Some(name) = d.string(&value, &path) else { continue };
+            let Some(name) = d.string(&value, &path) else {
+                continue;
+            };
             let p = match profiles::resolve_for_annotation(&name, &node.profile_dir, &ctx) {
                 Ok(l) => l.policy,
                 Err(e) => {
-                    d.error(value.pos, &path, e.to_string(), "name a built-in profile or a file of profile_dir");
+                    d.error(
+                        value.pos,
+                        &path,
+                        e.to_string(),
+                        "name a built-in profile or a file of profile_dir",
+                    );
                     continue;
                 }
             };
@@ -304,7 +332,10 @@ fn decode(d: &mut Decoder, n: &YamlNode, file: &Path) -> Option<Node> {
                     d.error(
                         value.pos,
                         &path,
-                        format!("profile {:?} is looser than the floor {:?}: {why}", p.name, f.name),
+                        format!(
+                            "profile {:?} is looser than the floor {:?}: {why}",
+                            p.name, f.name
+                        ),
                         "name a profile at least as tight as the floor",
                     );
                     continue;
@@ -346,11 +377,17 @@ mod tests {
     #[test]
     fn mistakes_are_positioned() {
         let e = parse("floor: secure-agent\nflor: x\n").unwrap_err();
-        assert!(e.contains("runtime.yaml:2:1") && e.contains("did you mean `floor`"), "{e}");
+        assert!(
+            e.contains("runtime.yaml:2:1") && e.contains("did you mean `floor`"),
+            "{e}"
+        );
         let e = parse("annotations:\n  - io.purple.version\n").unwrap_err();
         assert!(e.contains(":2:5") && e.contains("io.purple.version"), "{e}");
         let e = parse("floor: ../etc/shadow\n").unwrap_err();
-        assert!(e.contains(":1:8") && e.contains("not a profile name"), "{e}");
+        assert!(
+            e.contains(":1:8") && e.contains("not a profile name"),
+            "{e}"
+        );
         let e = parse("floor: production-secure\ndefault_profile: development\n").unwrap_err();
         assert!(
             e.contains(":2:18") && e.contains("looser than the floor"),
@@ -368,11 +405,23 @@ mod tests {
         let h = n.clone().for_handler("purple-secure").unwrap();
         assert!(matches!(&h.floor, Floor::Profile(p) if p.name == "secure-agent"));
         assert_eq!(h.default_profile.unwrap().name, "secure-agent");
-        assert!(n.clone().for_handler(RUNTIME_NAME).unwrap().default_profile.is_none());
+        assert!(n
+            .clone()
+            .for_handler(RUNTIME_NAME)
+            .unwrap()
+            .default_profile
+            .is_none());
         let e = n.for_handler("purple-other").unwrap_err().to_string();
-        assert!(e.contains("purple-other") && e.contains("/test/runtime.yaml"), "{e}");
-        let e = parse("floor: production-secure\nhandlers:\n  purple-dev: development\n").unwrap_err();
-        assert!(e.to_string().contains(":3:15") && e.to_string().contains("looser"), "{e}");
+        assert!(
+            e.contains("purple-other") && e.contains("/test/runtime.yaml"),
+            "{e}"
+        );
+        let e =
+            parse("floor: production-secure\nhandlers:\n  purple-dev: development\n").unwrap_err();
+        assert!(
+            e.to_string().contains(":3:15") && e.to_string().contains("looser"),
+            "{e}"
+        );
         let e = parse("handlers:\n  ../x: secure-agent\n").unwrap_err();
         assert!(e.to_string().contains("no handler name"), "{e}");
     }

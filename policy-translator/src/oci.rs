@@ -144,10 +144,14 @@ fn with_floor_plans(mut spec: Spec, floor: &Policy) -> Spec {
     let audit = translate::audit_plan(&floor.audit);
     let session = translate::session_plan(&floor.resources);
     let plans = [
-        (NETWORK_ANNOTATION, Some(translate::network_plan(&floor.network).to_json())),
+        (
+            NETWORK_ANNOTATION,
+            Some(translate::network_plan(&floor.network).to_json()),
+        ),
         (
             AUDIT_ANNOTATION,
-            (audit != AuditPlan::default()).then(|| serde_json::to_string(&audit).expect("serialises")),
+            (audit != AuditPlan::default())
+                .then(|| serde_json::to_string(&audit).expect("serialises")),
         ),
         (
             SESSION_ANNOTATION,
@@ -183,7 +187,10 @@ mod tests {
     #[test]
     fn without_a_profile_the_spec_is_untouched() {
         let s = spec(&[("org.example", "x")]);
-        assert_eq!(apply(s.clone(), Path::new("/nonexistent"), &Node::default()).unwrap(), s);
+        assert_eq!(
+            apply(s.clone(), Path::new("/nonexistent"), &Node::default()).unwrap(),
+            s
+        );
     }
 
     #[test]
@@ -201,7 +208,12 @@ mod tests {
     #[test]
     fn a_path_is_no_profile_name() {
         for bad in ["../etc/shadow", "/etc/purple/policies/x.yaml", "x.yaml", ""] {
-            let err = apply(spec(&[(PROFILE_ANNOTATION, bad)]), Path::new("/"), &Node::default()).unwrap_err();
+            let err = apply(
+                spec(&[(PROFILE_ANNOTATION, bad)]),
+                Path::new("/"),
+                &Node::default(),
+            )
+            .unwrap_err();
             assert!(matches!(err, ApplyError::Profile(_)), "{bad}: {err}");
         }
     }
@@ -217,11 +229,22 @@ mod tests {
     #[test]
     fn unknown_and_unhonoured_keys_are_refused() {
         let e = refused(spec(&[("io.purple.netwrok", "{}")]), &Node::default());
-        assert!(e.contains("io.purple.netwrok") && e.contains("not one Purple reads"), "{e}");
+        assert!(
+            e.contains("io.purple.netwrok") && e.contains("not one Purple reads"),
+            "{e}"
+        );
         let n = node("annotations: [io.purple.profile]\n");
         let e = refused(spec(&[(NETWORK_ANNOTATION, "{}")]), &n);
-        assert!(e.contains(NETWORK_ANNOTATION) && e.contains("/test/runtime.yaml"), "{e}");
-        apply(spec(&[(PROFILE_ANNOTATION, "secure-agent")]), Path::new("/"), &n).unwrap();
+        assert!(
+            e.contains(NETWORK_ANNOTATION) && e.contains("/test/runtime.yaml"),
+            "{e}"
+        );
+        apply(
+            spec(&[(PROFILE_ANNOTATION, "secure-agent")]),
+            Path::new("/"),
+            &n,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -231,7 +254,9 @@ mod tests {
             &Node::default(),
         );
         assert!(
-            e.contains(NETWORK_ANNOTATION) && e.contains("Purple's default") && e.contains("allow_metadata"),
+            e.contains(NETWORK_ANNOTATION)
+                && e.contains("Purple's default")
+                && e.contains("allow_metadata"),
             "{e}"
         );
         // The host's own bundles (purple run) have no floor.
@@ -247,7 +272,10 @@ mod tests {
     fn under_a_profile_floor_annotations_only_tighten() {
         let n = node("floor: secure-agent\n");
         let e = refused(spec(&[(PROFILE_ANNOTATION, "development")]), &n);
-        assert!(e.contains(PROFILE_ANNOTATION) && e.contains("\"secure-agent\""), "{e}");
+        assert!(
+            e.contains(PROFILE_ANNOTATION) && e.contains("\"secure-agent\""),
+            "{e}"
+        );
         let e = refused(spec(&[(NETWORK_ANNOTATION, r#"{"mode":"deny-list"}"#)]), &n);
         assert!(e.contains(NETWORK_ANNOTATION), "{e}");
         // No annotation: the floor itself applies.
@@ -261,7 +289,8 @@ mod tests {
             Floor::Profile(p) => p.network.clone(),
             _ => unreachable!(),
         });
-        own.rules.push(crate::plan::Rule::deny("10.0.0.0/8".parse().unwrap(), "x"));
+        own.rules
+            .push(crate::plan::Rule::deny("10.0.0.0/8".parse().unwrap(), "x"));
         let out = apply(
             spec(&[(NETWORK_ANNOTATION, &own.to_json())]),
             Path::new("/"),
