@@ -61,9 +61,14 @@ impl Agent {
 
     /// Creates and starts a container of `b` (an [`agent_bundle`], edited).
     pub fn from_bundle(b: TestBundle) -> Self {
+        Self::from_bundle_with(b, &[])
+    }
+
+    /// [`Agent::from_bundle`] with `extra` arguments to `create`.
+    pub fn from_bundle_with(b: TestBundle, extra: &[&str]) -> Self {
         let oci = Oci::new();
         let id = unique_id("net");
-        oci.create(&id, &b, &[]);
+        oci.create(&id, &b, extra);
         oci.ok(&["start", &id]);
         Self {
             oci,

@@ -17,6 +17,11 @@ struct Containerd {
 
 impl Containerd {
     fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// A containerd whose shims (and so purple-oci) get `env`.
+    fn start_with_env(env: &[(&str, &Path)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("purple-ctrd-")
             .tempdir()
@@ -33,6 +38,7 @@ impl Containerd {
         fs::write(d.join("config.toml"), config).unwrap();
         let log = fs::File::create(d.join("containerd.log")).unwrap();
         let child = Command::new("containerd")
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(d.join("config.toml"))
             .stdout(log.try_clone().unwrap())
@@ -220,5 +226,116 @@ fn ctr_run_and_task_exec() {
     c.ok(&["tasks", "rm", &id]);
     c.ok(&["containers", "rm", &id]);
     assert!(!runc_root(&id).exists(), "state of {id} left");
+    assert_no_cgroup_named(&id);
+}
+
+/// A RuntimeClass handler is a link named after it to purple-oci (the
+/// shim's BinaryName; here ctr's --runc-binary): its containers get the
+/// handler's profile, and an annotation cannot loosen it.
+#[test]
+fn a_handler_link_holds_its_containers_to_its_profile() {
+    let node = tempfile::Builder::new()
+        .prefix("purple-node-")
+        .tempdir()
+        .unwrap();
+    let policies = node.path().join("policies");
+    fs::create_dir(&policies).unwrap();
+    fs::write(
+        policies.join("ctr-strict.yaml"),
+        "name: ctr-strict\nnetwork:\n  isolated: false\n  blocked_ips: [\"10.99.0.0/16\"]\nresources:\n  pids_limit: 42\n",
+    )
+    .unwrap();
+    let config = node.path().join("runtime.yaml");
+    fs::write(
+        &config,
+        format!(
+            "profile_dir: {}\nhandlers:\n  purple-ctr-strict: ctr-strict\n",
+            policies.display()
+        ),
+    )
+    .unwrap();
+    let link = node.path().join("purple-ctr-strict");
+    std::os::unix::fs::symlink(purple_oci().canonicalize().unwrap(), &link).unwrap();
+    let unmapped = node.path().join("purple-ctr-unmapped");
+    std::os::unix::fs::symlink(purple_oci().canonicalize().unwrap(), &unmapped).unwrap();
+    let c = Containerd::start_with_env(&[("PURPLE_NODE_CONFIG", &config)]);
+    c.import_image();
+
+    let id = unique_id("ctr-class");
+    c.ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        link.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let effective = Path::new("/run/containerd/runc/purple-test/.purple")
+        .join(&id)
+        .join("bundle/config.json");
+    let spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&effective).unwrap()).unwrap();
+    assert_eq!(
+        spec["annotations"]["io.purple.policy.name"], "ctr-strict",
+        "{spec}"
+    );
+    assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 42, "{spec}");
+    c.ok(&["tasks", "kill", "-s", "SIGKILL", &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .ok(&["tasks", "ls"])
+        .lines()
+        .any(|l| l.starts_with(&id) && l.contains("RUNNING"))
+    {
+        assert!(Instant::now() < deadline, "task did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.ok(&["tasks", "rm", &id]);
+    c.ok(&["containers", "rm", &id]);
+    assert!(!runc_root(&id).exists(), "state of {id} left");
+    assert_no_cgroup_named(&id);
+
+    // A pod author's annotation cannot loosen the handler's profile.
+    let id = unique_id("ctr-loose");
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        link.to_str().unwrap(),
+        "--annotation",
+        "io.purple.network={\"mode\":\"deny-list\"}",
+        IMAGE,
+        &id,
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "ran: {err}");
+    assert!(
+        err.contains("io.purple.network") && err.contains("ctr-strict"),
+        "{err}"
+    );
+    c.ctr(&["containers", "rm", &id]);
+    assert!(!runc_root(&id).exists(), "state of {id} left");
+    assert_no_cgroup_named(&id);
+
+    // A link the node does not map is refused, not run under the default.
+    let id = unique_id("ctr-unmapped");
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        unmapped.to_str().unwrap(),
+        IMAGE,
+        &id,
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("purple-ctr-unmapped"),
+        "{err}"
+    );
+    c.ctr(&["containers", "rm", &id]);
     assert_no_cgroup_named(&id);
 }

@@ -17,3 +17,14 @@ pub const POLICY_ANNOTATION: &str = "io.purple.policy";
 pub const PROFILE_ANNOTATION: &str = "io.purple.profile";
 /// The runtime's version, in `purple-oci features`.
 pub const VERSION_ANNOTATION: &str = "io.purple.version";
+
+/// Every `io.purple.*` annotation a bundle may carry; the runtime refuses
+/// any other (a misspelt key must not pass for one that is not there).
+pub const BUNDLE_ANNOTATIONS: &[&str] = &[
+    PROFILE_ANNOTATION,
+    NETWORK_ANNOTATION,
+    AUDIT_ANNOTATION,
+    SESSION_ANNOTATION,
+    POLICY_NAME_ANNOTATION,
+    POLICY_ANNOTATION,
+];

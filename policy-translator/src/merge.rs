@@ -192,20 +192,28 @@ fn tighten_host_access(out: &mut Value, wanted: &Value) {
     res["devices"] = json!(rules);
 }
 
-/// Applies `policy` to `spec`, tightening only.
+/// What a profile tightens with, in the form a spec holds it (through
+/// oci-spec's types, as the translator's own spec is).
+fn wanted(policy: &Policy) -> Result<Value, MergeError> {
+    let linux: Linux = serde_json::from_value(translate::linux(policy)).map_err(bad)?;
+    Ok(json!({
+        "linux": serde_json::to_value(&linux).map_err(bad)?,
+        "annotations": translate::annotations(policy),
+        "process": { "rlimits": translate::rlimits(&policy.filesystem) },
+    }))
+}
+
+fn bad(e: serde_json::Error) -> MergeError {
+    MergeError::Spec(e.to_string())
+}
+
+/// Applies `policy` to `spec`, tightening only: its plans replace the
+/// spec's (which may have none of its own network plan).
 pub fn tighten(
     spec: &oci_spec::runtime::Spec,
     policy: &Policy,
 ) -> Result<oci_spec::runtime::Spec, MergeError> {
-    let bad = |e: serde_json::Error| MergeError::Spec(e.to_string());
-    // Only the parts a profile tightens with, in the form a spec holds them
-    // (through oci-spec's types, as the translator's own spec is).
-    let linux: Linux = serde_json::from_value(translate::linux(policy)).map_err(bad)?;
-    let wanted = json!({
-        "linux": serde_json::to_value(&linux).map_err(bad)?,
-        "annotations": translate::annotations(policy),
-        "process": { "rlimits": translate::rlimits(&policy.filesystem) },
-    });
+    let wanted = wanted(policy)?;
     let mut out = serde_json::to_value(spec).map_err(bad)?;
 
     let annotations = entry(&mut out, "annotations", json!({}));
@@ -239,7 +247,24 @@ pub fn tighten(
     // Purple's (the runtime judges loopback and scopes abstract sockets
     // itself when the engine shares the host's namespace).
     annotations[NETWORK_ANNOTATION] = json!(translate::network_plan(&policy.network).to_json());
+    tighten_parts(&mut out, policy, &wanted)?;
+    serde_json::from_value(out).map_err(bad)
+}
 
+/// Applies the parts of `policy` that are not plans to `spec` (a node's
+/// floor under a container that brings its own plans, which the floor
+/// checks instead: [`crate::floor`]).
+pub fn tighten_spec(
+    spec: &oci_spec::runtime::Spec,
+    policy: &Policy,
+) -> Result<oci_spec::runtime::Spec, MergeError> {
+    let wanted = wanted(policy)?;
+    let mut out = serde_json::to_value(spec).map_err(bad)?;
+    tighten_parts(&mut out, policy, &wanted)?;
+    serde_json::from_value(out).map_err(bad)
+}
+
+fn tighten_parts(out: &mut Value, policy: &Policy, wanted: &Value) -> Result<(), MergeError> {
     let caps = translate::effective_capabilities(&policy.capabilities);
     if let Some(c) = out.pointer_mut("/process/capabilities") {
         intersect_caps(c, &caps);
@@ -267,7 +292,7 @@ pub fn tighten(
         .and_then(Value::as_array)
         .and_then(|r| r.iter().find(|l| l["type"] == "RLIMIT_FSIZE"))
     {
-        tighten_rlimit(&mut out, cap);
+        tighten_rlimit(out, cap);
     }
     if policy.filesystem.read_only_root {
         if let Some(root) = out.get_mut("root").filter(|r| r.is_object()) {
@@ -275,7 +300,7 @@ pub fn tighten(
         }
     }
 
-    let linux = entry(&mut out, "linux", json!({}));
+    let linux = entry(out, "linux", json!({}));
     let res = entry(linux, "resources", json!({}));
     tighten_resources(res, &wanted["linux"]["resources"]);
     for key in ["maskedPaths", "readonlyPaths"] {
@@ -297,8 +322,8 @@ pub fn tighten(
         }
     }
     tighten_seccomp(linux, wanted["linux"].get("seccomp"), policy)?;
-    tighten_host_access(&mut out, &wanted);
-    serde_json::from_value(out).map_err(bad)
+    tighten_host_access(out, wanted);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,7 +342,13 @@ mod tests {
             host_paths: false,
         };
         for (name, _) in profiles::BUILT_IN {
-            let policy = profiles::resolve_for_annotation(name, &ctx).unwrap().policy;
+            let policy = profiles::resolve_for_annotation(
+                name,
+                std::path::Path::new(profiles::HOST_PROFILE_DIR),
+                &ctx,
+            )
+            .unwrap()
+            .policy;
             let process = Process {
                 args: vec!["sh".into()],
                 env: Vec::new(),

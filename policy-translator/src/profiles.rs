@@ -181,9 +181,14 @@ pub const HOST_PROFILE_DIR: &str = "/etc/purple/policies";
 
 /// Finds the profile a bundle's `io.purple.profile` names. Its author is not
 /// the host: only a profile name is accepted (built-in, or a file of the
-/// host's profile directory), and a profile that does not load is reported
-/// by name and count only, so no file's text reaches the author.
-pub fn resolve_for_annotation(name: &str, ctx: &Context) -> Result<Loaded, PolicyError> {
+/// host's profile directory `dir`, [`HOST_PROFILE_DIR`] unless the node's
+/// configuration says otherwise), and a profile that does not load is
+/// reported by name and count only, so no file's text reaches the author.
+pub fn resolve_for_annotation(
+    name: &str,
+    dir: &Path,
+    ctx: &Context,
+) -> Result<Loaded, PolicyError> {
     let plain = !name.is_empty()
         && name
             .chars()
@@ -194,7 +199,7 @@ pub fn resolve_for_annotation(name: &str, ctx: &Context) -> Result<Loaded, Polic
             name: name.escape_debug().to_string(),
         });
     }
-    let path = Path::new(HOST_PROFILE_DIR).join(format!("{name}.yaml"));
+    let path = dir.join(format!("{name}.yaml"));
     let loaded = if path.exists() {
         load_file(&path, ctx)
     } else {
@@ -209,7 +214,7 @@ pub fn resolve_for_annotation(name: &str, ctx: &Context) -> Result<Loaded, Polic
             None => {
                 return Err(PolicyError::NotFound {
                     name: name.to_owned(),
-                    searched: HOST_PROFILE_DIR.to_owned(),
+                    searched: dir.display().to_string(),
                 })
             }
         }

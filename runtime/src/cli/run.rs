@@ -228,7 +228,9 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     };
     // The bundle is written here, from the person's policy, into a directory
     // only root writes: its alert targets are the host's configuration.
-    let rt = Runtime::new(root, false).with_annotation_alerts(true);
+    let rt = Runtime::new(root, false)
+        .with_annotation_alerts(true)
+        .with_node(purple_policy::node::Node::host());
     if rt.exists(&id) {
         bail!("container \"{id}\" already exists: choose another --id");
     }

@@ -7,6 +7,7 @@ use super::*;
 use crate::dns::Prepared;
 use crate::egress::Helper;
 use oci_spec::runtime::LinuxSeccomp;
+use purple_policy::oci::ApplyError;
 
 /// What `create` has checked and made so far, handed from step to step.
 struct Draft {
@@ -221,8 +222,12 @@ impl Runtime {
         let mut spec = purple_policy::oci::apply(
             bundle.effective_spec(default_cgroup.as_deref()),
             &bundle.dir,
+            &self.node,
         )
-        .map_err(|e| LifecycleError::Profile(e.to_string()))?;
+        .map_err(|e| match e {
+            ApplyError::Profile(_) | ApplyError::Merge(_) => LifecycleError::Profile(e.to_string()),
+            e => LifecycleError::Floor(e.to_string()),
+        })?;
         let annotations = spec.annotations().clone();
         let shared_netns = egress::shares_caller_netns(&spec);
         let enforcement = Enforcement::from_annotations(annotations.as_ref(), shared_netns)?;

@@ -105,6 +105,10 @@ pub enum LifecycleError {
     Libcontainer(String),
     #[error("annotation {PROFILE_ANNOTATION}: {0}")]
     Profile(String),
+    /// An annotation the node does not take (unknown, not honoured, or
+    /// looser than its floor).
+    #[error("{0}")]
+    Floor(String),
     #[error("exec: {0}")]
     InvalidProcess(String),
     #[error("{0}: {HIDDEN_CGROUPS}")]
@@ -238,6 +242,8 @@ pub struct Runtime {
     systemd: bool,
     /// Whether bundle annotations may name alert targets.
     annotation_alerts: bool,
+    /// The node's configuration: default profile, honoured annotations, floor.
+    node: purple_policy::node::Node,
 }
 
 impl Runtime {
@@ -246,7 +252,14 @@ impl Runtime {
             root: root.into(),
             systemd,
             annotation_alerts: false,
+            node: purple_policy::node::Node::default(),
         }
+    }
+
+    /// The node configuration `create` holds bundles to.
+    pub fn with_node(mut self, node: purple_policy::node::Node) -> Self {
+        self.node = node;
+        self
     }
 
     /// Takes alert targets from bundle annotations: for bundles only the

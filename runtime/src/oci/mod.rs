@@ -46,6 +46,10 @@ pub struct Cli {
     /// is trusted as root.
     #[arg(long, global = true)]
     pub annotation_alerts: bool,
+    /// The node's configuration: default profile, honoured annotations and
+    /// the floor annotations may only tighten (read by create and run).
+    #[arg(long, global = true, value_name = "FILE", env = "PURPLE_NODE_CONFIG", default_value = purple_policy::node::NODE_CONFIG)]
+    pub node_config: PathBuf,
     /// Log debug output, libcontainer's included.
     #[arg(long, global = true)]
     pub debug: bool,
@@ -117,8 +121,19 @@ impl Command {
 
 /// Runs one command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let rt =
+    let mut rt =
         Runtime::new(&cli.root, cli.systemd_cgroup).with_annotation_alerts(cli.annotation_alerts);
+    if matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+        // A containerd runtime handler is a link named after it (the shim's
+        // BinaryName): the name this binary was called by picks its profile.
+        let called = std::env::args_os()
+            .next()
+            .map(PathBuf::from)
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| purple_policy::node::RUNTIME_NAME.into());
+        let node = purple_policy::node::Node::load(&cli.node_config)?.for_handler(&called)?;
+        rt = rt.with_node(node);
+    }
     match cli.command {
         Command::Create(a) => create::create(a, &rt),
         Command::Start(a) => start::start(a, &rt),
