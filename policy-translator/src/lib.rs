@@ -10,6 +10,7 @@ pub mod families;
 pub mod handover;
 pub mod hostfs;
 pub mod limits;
+pub mod llm;
 pub mod load;
 pub mod merge;
 pub mod oci;

@@ -238,7 +238,7 @@ pub fn tighten(
     // The engine brings the container's network: no user-mode egress of
     // Purple's (the runtime judges loopback and scopes abstract sockets
     // itself when the engine shares the host's namespace).
-    annotations[NETWORK_ANNOTATION] = json!(translate::network_plan(&policy.network).to_json());
+    annotations[NETWORK_ANNOTATION] = json!(translate::network_plan_of(policy).to_json());
 
     let caps = translate::effective_capabilities(&policy.capabilities);
     if let Some(c) = out.pointer_mut("/process/capabilities") {

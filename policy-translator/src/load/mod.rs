@@ -3,6 +3,7 @@
 //! problems reported together. One file per section of the policy; this one
 //! holds the entry point, the top level and the helpers every section uses.
 
+mod ai;
 mod audit;
 mod filesystem;
 mod network;
@@ -42,18 +43,13 @@ const TOP: Shape = Shape {
         "environment",
         "user",
         "hostname",
+        "ai_policy",
     ],
     renamed: &[],
-    inert: &[
-        Inert {
-            key: "ai_policy",
-            why: "Purple does not meter LLM tokens or costs; limit which APIs an agent reaches with `network.allowed_domains`",
-        },
-        Inert {
-            key: "ebpf_monitoring",
-            why: "Purple's eBPF enforcement and audit trail are always on",
-        },
-    ],
+    inert: &[Inert {
+        key: "ebpf_monitoring",
+        why: "Purple's eBPF enforcement and audit trail are always on",
+    }],
 };
 
 /// Where relative host paths start and whether the host is consulted.
@@ -130,6 +126,7 @@ fn policy(d: &mut Decoder, n: &Node, ctx: &Context) -> Option<Policy> {
             .and_then(|h| check_hostname(d, h, n.pos)),
         None => name.clone(),
     };
+    let ai = f.get("ai_policy").and_then(|n| ai::ai(d, n));
     check_sandbox_overlaps(d, &filesystem, n.pos);
     Some(Policy {
         name: name?,
@@ -143,6 +140,7 @@ fn policy(d: &mut Decoder, n: &Node, ctx: &Context) -> Option<Policy> {
         environment,
         user,
         hostname: hostname.unwrap_or_default(),
+        ai,
     })
 }
 

@@ -19,10 +19,16 @@ pub enum Kind {
     ResourceDisk,
     AlertDropped,
     SupervisorError,
+    /// One request through the LLM gateway (not a violation).
+    LlmRequest,
+    /// A request the gateway refused (not a provider, unknown model, secret).
+    LlmBlocked,
+    /// A request refused past a session budget.
+    LlmBudget,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Lifecycle,
         Kind::NetworkBlocked,
         Kind::NetworkAllowed,
@@ -36,6 +42,9 @@ impl Kind {
         Kind::ResourceDisk,
         Kind::AlertDropped,
         Kind::SupervisorError,
+        Kind::LlmRequest,
+        Kind::LlmBlocked,
+        Kind::LlmBudget,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +62,9 @@ impl Kind {
             Kind::ResourceDisk => "resource.disk",
             Kind::AlertDropped => "alert.dropped",
             Kind::SupervisorError => "supervisor.error",
+            Kind::LlmRequest => "llm.request",
+            Kind::LlmBlocked => "llm.blocked",
+            Kind::LlmBudget => "llm.budget",
         }
     }
 
@@ -61,7 +73,10 @@ impl Kind {
     }
 
     pub fn is_violation(self) -> bool {
-        !matches!(self, Kind::Lifecycle | Kind::NetworkAllowed)
+        !matches!(
+            self,
+            Kind::Lifecycle | Kind::NetworkAllowed | Kind::LlmRequest
+        )
     }
 
     /// Records of this kind stand for `details.count` events.

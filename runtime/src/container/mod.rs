@@ -91,6 +91,8 @@ pub enum LifecycleError {
     Egress(#[from] EgressError),
     #[error(transparent)]
     Disk(#[from] crate::diskwatch::DiskError),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
     #[error("{path}: {source}")]

@@ -135,7 +135,7 @@ impl Caller {
 }
 
 /// The record of a part of the supervisor that failed, and what that costs.
-fn failure(component: &str, error: impl std::fmt::Display, effect: &str) -> Entry {
+pub(crate) fn failure(component: &str, error: impl std::fmt::Display, effect: &str) -> Entry {
     Entry::new(
         Kind::SupervisorError,
         json!({ "component": component, "error": error.to_string(), "effect": effect }),
@@ -190,6 +190,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
         seccomp_notify,
         caller,
         egress_exit: _egress_exit,
+        gateway,
     } = fds;
     let notifier = match (&plan.seccomp, seccomp_listener) {
         (Some(profile), Some(listener)) => {
@@ -223,6 +224,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
     let parts = Parts {
         notifier,
         resolver,
+        gateway,
         caller,
         failures,
     };
@@ -239,6 +241,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
 struct Parts {
     notifier: Option<Notifier>,
     resolver: Option<plan::ResolverFds<OwnedFd>>,
+    gateway: Option<OwnedFd>,
     caller: Option<Caller>,
     failures: Failures,
 }
@@ -249,6 +252,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
     let Parts {
         mut notifier,
         resolver,
+        gateway,
         mut caller,
         mut failures,
     } = parts;
@@ -307,6 +311,26 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         };
         if let Err(e) = crate::dns::serve(config.clone(), fds, pins, target) {
             log.append(&[crate::dns::failure(&e)])?;
+        }
+    }
+    if let (Some(config), Some(fd)) = (&plan.llm, gateway) {
+        let target = crate::dns::AuditTarget {
+            log: &plan.log,
+            id: &plan.id,
+            policy: plan.policy.as_deref(),
+            alerter: Arc::clone(&alerter),
+        };
+        if let Err(e) =
+            crate::gateway::serve(config.clone(), std::net::TcpListener::from(fd), target)
+        {
+            write(
+                &mut log,
+                &[failure(
+                    "llm gateway",
+                    e,
+                    "the sandbox cannot reach its LLM providers",
+                )],
+            )?;
         }
     }
     loop {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup2::LimitCounter;
 use crate::dns::DnsConfig;
+use crate::gateway::GatewayConfig;
 use crate::network::RuleBook;
 use crate::seccomp::Profile;
 
@@ -57,6 +58,8 @@ pub struct Plan {
     pub rules: Vec<Rule>,
     /// The container's resolver, served from the inherited [`Fds::resolver`].
     pub dns: Option<DnsConfig>,
+    /// The LLM gateway, served from the inherited [`Fds::gateway`].
+    pub llm: Option<GatewayConfig>,
     /// The original actions of the seccomp rules rewritten to notify.
     pub seccomp: Option<Profile>,
     /// The filter an `exec`'d process gets when the supervisor does not
@@ -115,6 +118,9 @@ pub struct Fds<T> {
     /// The write end of the egress helper's exit pipe: the helper lives as
     /// long as the supervisor holds it.
     pub egress_exit: Option<T>,
+    /// The LLM gateway's listening socket, bound in the container's
+    /// network namespace.
+    pub gateway: Option<T>,
 }
 
 impl<T> Default for Fds<T> {
@@ -125,14 +131,15 @@ impl<T> Default for Fds<T> {
             seccomp_notify: Vec::new(),
             caller: None,
             egress_exit: None,
+            gateway: None,
         }
     }
 }
 
 /// The most descriptors `spawn` passes on: the resolver's three and up to
 /// three reserved upstream sockets, the seccomp listener and one notify fd,
-/// the caller's pidfd and the egress exit pipe.
-pub const MAX_FDS: usize = 10;
+/// the caller's pidfd, the egress exit pipe and the LLM gateway's socket.
+pub const MAX_FDS: usize = 11;
 
 /// The first descriptor number after stdio.
 const FIRST_FD: RawFd = 3;
@@ -170,6 +177,7 @@ impl<T> Fds<T> {
                 .egress_exit
                 .map(|fd| f(fd, "egress exit pipe"))
                 .transpose()?,
+            gateway: self.gateway.map(|fd| f(fd, "llm gateway")).transpose()?,
         })
     }
 }
@@ -256,6 +264,7 @@ mod tests {
             seccomp_notify: vec![b[6]],
             caller: None,
             egress_exit: Some(b[7]),
+            gateway: None,
         };
         let (numbers, sources) = fds.assign().unwrap();
         assert_eq!(
@@ -271,6 +280,7 @@ mod tests {
                 seccomp_notify: vec![9],
                 caller: None,
                 egress_exit: Some(10),
+                gateway: None,
             }
         );
         let raw: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();

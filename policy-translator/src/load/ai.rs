@@ -1,0 +1,369 @@
+//! `ai_policy`: the providers the sandbox reaches through Purple's LLM
+//! gateway, their keys' host sources, prices, budgets and what is logged.
+//! Decoded straight into the gateway's plan ([`LlmPlan`]).
+
+use std::collections::HashMap;
+
+use super::{absolute, opt_bool};
+use crate::decode::{Decoder, Shape};
+use crate::llm::{
+    parse_dollars, provider_name_ok, shipped_prices, Api, Budget, Endpoint, KeySource, LlmPlan,
+    Price,
+};
+use crate::yaml::{Node, Value};
+
+pub(super) const AI: Shape = Shape {
+    fields: &[
+        "budget",
+        "rate_limits",
+        "llm_apis",
+        "security",
+        "monitoring",
+        "prices",
+    ],
+    renamed: &[],
+    inert: &[],
+};
+
+const BUDGET: Shape = Shape {
+    fields: &["max_tokens", "max_cost"],
+    renamed: &[],
+    inert: &[],
+};
+
+const APIS: Shape = Shape {
+    fields: &["providers", "block_unknown"],
+    renamed: &[],
+    inert: &[],
+};
+
+const PROVIDER: Shape = Shape {
+    fields: &[
+        "name",
+        "api",
+        "endpoints",
+        "models",
+        "api_key_env",
+        "api_key_file",
+    ],
+    renamed: &[],
+    inert: &[],
+};
+
+const SECURITY: Shape = Shape {
+    fields: &["prompt_injection_detection", "sensitive_data_scanning"],
+    renamed: &[],
+    inert: &[],
+};
+
+const MONITORING: Shape = Shape {
+    fields: &["log_prompts", "log_responses", "log_tokens", "log_costs"],
+    renamed: &[],
+    inert: &[],
+};
+
+const PRICE: Shape = Shape {
+    fields: &[
+        "provider",
+        "model",
+        "input",
+        "output",
+        "cached_input",
+        "cache_write",
+    ],
+    renamed: &[],
+    inert: &[],
+};
+
+/// `None` when the section is absent.
+pub(super) fn ai(d: &mut Decoder, n: &Node) -> Option<LlmPlan> {
+    let f = d.fields(n, "ai_policy", &AI)?;
+    if let Some(r) = f.get("rate_limits") {
+        d.error(
+            r.pos,
+            &f.path("rate_limits"),
+            "rate limits are not enforced by this version of the gateway",
+            "remove `rate_limits`; cap a session with `budget.max_tokens` or `budget.max_cost`",
+        );
+    }
+    let budget = f
+        .get("budget")
+        .and_then(|b| budget(d, b, &f.path("budget")))
+        .unwrap_or_default();
+    let (scan_secrets, _) = f
+        .get("security")
+        .and_then(|s| security(d, s, &f.path("security")))
+        .unwrap_or_default();
+    let (log_prompts, log_responses) = f
+        .get("monitoring")
+        .and_then(|m| {
+            let path = f.path("monitoring");
+            let m = d.fields(m, &path, &MONITORING)?;
+            // Tokens and costs are always in `llm.request`: the two flags
+            // only confirm that.
+            for key in ["log_tokens", "log_costs"] {
+                if let Some(n) = m.get(key) {
+                    if d.bool(n, &m.path(key)) == Some(false) {
+                        d.warn(
+                            n.pos,
+                            &m.path(key),
+                            "tokens and costs are always recorded in llm.request",
+                            format!("remove `{key}: false`"),
+                        );
+                    }
+                }
+            }
+            Some((
+                opt_bool(d, &m, "log_prompts", false),
+                opt_bool(d, &m, "log_responses", false),
+            ))
+        })
+        .unwrap_or_default();
+    let apis = d.required(&f, "llm_apis")?;
+    let apis_path = f.path("llm_apis");
+    let apis = d.fields(apis, &apis_path, &APIS)?;
+    let block_unknown = opt_bool(d, &apis, "block_unknown", false);
+    let providers_node = d.required(&apis, "providers")?;
+    let providers = d.list(providers_node, &apis.path("providers"), provider);
+    for (i, p) in providers.iter().enumerate() {
+        if providers[..i].iter().any(|q| q.name == p.name) {
+            d.error(
+                providers_node.pos,
+                &apis.path("providers"),
+                format!("provider {:?} is listed twice", p.name),
+                "list each provider once",
+            );
+        }
+    }
+    if providers.is_empty()
+        && !d
+            .diagnostics
+            .iter()
+            .any(|x| x.path.starts_with("ai_policy"))
+    {
+        d.error(
+            providers_node.pos,
+            &apis.path("providers"),
+            "no provider is listed",
+            "add e.g. `- name: openai`, or remove `ai_policy`",
+        );
+    }
+    let mut prices: HashMap<String, HashMap<String, Price>> = providers
+        .iter()
+        .map(|p| (p.name.clone(), shipped_prices(p.api)))
+        .collect();
+    if let Some(list) = f.get("prices") {
+        let path = f.path("prices");
+        for (provider, model, price) in d.list(list, &path, |d, n, p| price(d, n, p)) {
+            match prices.get_mut(&provider) {
+                Some(table) => {
+                    table.insert(model, price);
+                }
+                None => d.error(
+                    list.pos,
+                    &path,
+                    format!("a price names provider {provider:?}, which is not listed"),
+                    "name one of `llm_apis.providers`",
+                ),
+            }
+        }
+    }
+    Some(LlmPlan {
+        providers,
+        block_unknown,
+        budget,
+        scan_secrets,
+        log_prompts,
+        log_responses,
+        prices,
+    })
+}
+
+fn budget(d: &mut Decoder, n: &Node, path: &str) -> Option<Budget> {
+    let b = d.fields(n, path, &BUDGET)?;
+    let max_tokens = b
+        .get("max_tokens")
+        .and_then(|n| d.int(n, &b.path("max_tokens"), 1, u64::MAX >> 1));
+    let max_cost_micros = b
+        .get("max_cost")
+        .and_then(|n| dollars(d, n, &b.path("max_cost")));
+    Some(Budget {
+        max_tokens,
+        max_cost_micros,
+    })
+}
+
+fn dollars(d: &mut Decoder, n: &Node, path: &str) -> Option<u64> {
+    let text = match &n.value {
+        Value::Int(i) => i.to_string(),
+        Value::Float(x) => x.to_string(),
+        Value::Str(s) => s.clone(),
+        _ => String::new(),
+    };
+    match parse_dollars(&text) {
+        Ok(v) => Some(v),
+        Err(why) => {
+            d.error(n.pos, path, why, "write dollars, e.g. \"$10.00\" or 2.5");
+            None
+        }
+    }
+}
+
+/// (`sensitive_data_scanning`, `prompt_injection_detection`).
+fn security(d: &mut Decoder, n: &Node, path: &str) -> Option<(bool, bool)> {
+    let s = d.fields(n, path, &SECURITY)?;
+    let injection = opt_bool(d, &s, "prompt_injection_detection", false);
+    if injection {
+        let n = s.get("prompt_injection_detection").expect("read above");
+        d.error(
+            n.pos,
+            &s.path("prompt_injection_detection"),
+            "prompt injection cannot be detected reliably by pattern matching, and Purple \
+             does not claim what it cannot enforce",
+            "remove it or set it to false; contain what an injected agent can do with the \
+             policy's network, filesystem and budget limits",
+        );
+    }
+    Some((opt_bool(d, &s, "sensitive_data_scanning", false), injection))
+}
+
+fn provider(d: &mut Decoder, n: &Node, path: &str) -> Option<crate::llm::Provider> {
+    let f = d.fields(n, path, &PROVIDER)?;
+    let name_node = d.required(&f, "name")?;
+    let name = d.string(name_node, &f.path("name"))?;
+    if !provider_name_ok(&name) {
+        d.error(
+            name_node.pos,
+            &f.path("name"),
+            format!("{name:?} is not a provider name"),
+            "use lowercase letters, digits and dashes, e.g. openai",
+        );
+        return None;
+    }
+    let apis = [("openai", Api::Openai), ("anthropic", Api::Anthropic)];
+    let api = match f.get("api") {
+        Some(a) => super::keyword(d, a, &f.path("api"), &apis)?,
+        None => match apis.iter().find(|(k, _)| *k == name) {
+            Some((_, api)) => *api,
+            None => {
+                d.error(
+                    name_node.pos,
+                    &f.path("api"),
+                    format!("provider {name:?} does not say which API it speaks"),
+                    "add `api: openai` or `api: anthropic`",
+                );
+                return None;
+            }
+        },
+    };
+    let endpoint = match f.get("endpoints") {
+        Some(e) => {
+            let epath = f.path("endpoints");
+            let urls = d.strings(e, &epath);
+            if urls.len() != 1 {
+                d.error(
+                    e.pos,
+                    &epath,
+                    format!("{} endpoints are listed", urls.len()),
+                    "list exactly one https:// URL (the gateway sends every request there)",
+                );
+                return None;
+            }
+            let (url, pos) = &urls[0];
+            match Endpoint::parse(url) {
+                Ok(ep) => ep,
+                Err(why) => {
+                    d.error(
+                        *pos,
+                        &format!("{epath}[0]"),
+                        why,
+                        "write e.g. https://api.openai.com/v1",
+                    );
+                    return None;
+                }
+            }
+        }
+        None => Endpoint::parse(api.default_endpoint()).expect("shipped endpoints parse"),
+    };
+    let models = f
+        .get("models")
+        .map(|m| {
+            d.strings(m, &f.path("models"))
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        })
+        .unwrap_or_default();
+    let key = match (f.get("api_key_env"), f.get("api_key_file")) {
+        (Some(_), Some(file)) => {
+            d.error(
+                file.pos,
+                &f.path("api_key_file"),
+                "both `api_key_env` and `api_key_file` are given",
+                "keep one",
+            );
+            return None;
+        }
+        (Some(e), None) => {
+            let p = f.path("api_key_env");
+            let var = d.string(e, &p)?;
+            let ok = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                d.error(
+                    e.pos,
+                    &p,
+                    format!("{var:?} is not a variable name"),
+                    "write e.g. OPENAI_API_KEY",
+                );
+                return None;
+            }
+            KeySource::Env(var)
+        }
+        (None, Some(file)) => KeySource::File(absolute(d, file, &f.path("api_key_file"))?),
+        (None, None) => KeySource::Env(api.default_key_env().to_owned()),
+    };
+    Some(crate::llm::Provider {
+        name,
+        api,
+        endpoint,
+        models,
+        key,
+    })
+}
+
+fn price(d: &mut Decoder, n: &Node, path: &str) -> Option<(String, String, Price)> {
+    let f = d.fields(n, path, &PRICE)?;
+    let provider = d
+        .required(&f, "provider")
+        .and_then(|n| d.string(n, &f.path("provider")));
+    let model = d
+        .required(&f, "model")
+        .and_then(|n| d.string(n, &f.path("model")));
+    let input = d
+        .required(&f, "input")
+        .and_then(|n| dollars(d, n, &f.path("input")));
+    let output = d
+        .required(&f, "output")
+        .and_then(|n| dollars(d, n, &f.path("output")));
+    let input = input?;
+    let cached_input = match f.get("cached_input") {
+        Some(n) => dollars(d, n, &f.path("cached_input"))?,
+        None => input,
+    };
+    let cache_write = match f.get("cache_write") {
+        Some(n) => dollars(d, n, &f.path("cache_write"))?,
+        None => input,
+    };
+    Some((
+        provider?,
+        model?,
+        Price {
+            input,
+            output: output?,
+            cached_input,
+            cache_write,
+        },
+    ))
+}
