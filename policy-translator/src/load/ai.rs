@@ -367,3 +367,130 @@ fn price(d: &mut Decoder, n: &Node, path: &str) -> Option<(String, String, Price
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::diag::Severity;
+    use crate::llm::{Api, KeySource};
+    use crate::load::{parse_policy, Context};
+
+    fn ctx() -> Context {
+        Context {
+            base: "/".into(),
+            host_paths: false,
+        }
+    }
+
+    fn errors(yaml: &str) -> Vec<(usize, String, String)> {
+        let report = parse_policy(yaml, Path::new("p.yaml"), &ctx()).unwrap_err();
+        report
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| (d.pos.line, d.path, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_section_becomes_the_gateway_plan() {
+        let yaml = r#"
+name: a
+ai_policy:
+  budget: { max_tokens: 1000, max_cost: "$2.50" }
+  llm_apis:
+    block_unknown: true
+    providers:
+      - name: openai
+        models: [gpt-4o-mini]
+      - name: local
+        api: anthropic
+        endpoints: ["https://llm.example.com:8443/api/"]
+        api_key_file: /etc/purple/keys/local
+  security: { sensitive_data_scanning: true, prompt_injection_detection: false }
+  monitoring: { log_prompts: true, log_tokens: true }
+  prices:
+    - { provider: local, model: house-model, input: "0.5", output: 1 }
+"#;
+        let (p, _) = parse_policy(yaml, Path::new("p.yaml"), &ctx()).unwrap();
+        let ai = p.ai.unwrap();
+        assert_eq!(ai.budget.max_tokens, Some(1000));
+        assert_eq!(ai.budget.max_cost_micros, Some(2_500_000));
+        assert!(ai.block_unknown && ai.scan_secrets && ai.log_prompts && !ai.log_responses);
+        let openai = &ai.providers[0];
+        assert_eq!(
+            (openai.api, openai.endpoint.host.as_str()),
+            (Api::Openai, "api.openai.com")
+        );
+        assert_eq!(openai.key, KeySource::Env("OPENAI_API_KEY".into()));
+        let local = &ai.providers[1];
+        assert_eq!(
+            (local.endpoint.port, local.endpoint.base_path.as_str()),
+            (8443, "/api")
+        );
+        assert_eq!(local.key, KeySource::File("/etc/purple/keys/local".into()));
+        let house = ai.price("local", "house-model").unwrap();
+        assert_eq!(
+            (house.input, house.output, house.cached_input),
+            (500_000, 1_000_000, 500_000)
+        );
+        assert!(
+            ai.price("openai", "gpt-4o-mini").is_some(),
+            "shipped prices kept"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_enforced_is_refused_at_its_line() {
+        let yaml = "name: a
+ai_policy:
+  rate_limits: { requests_per_minute: 10 }
+  security: { prompt_injection_detection: true }
+  llm_apis:
+    providers:
+      - name: openai
+        endpoints: [\"http://api.openai.com\"]
+      - name: mystery
+      - name: anthropic
+        api_key_env: \"BAD-NAME\"
+        colour: blue
+";
+        let e = errors(yaml);
+        let at = |line: usize, path: &str| {
+            assert!(
+                e.iter().any(|(l, p, _)| *l == line && p == path),
+                "no error at {line} {path}: {e:#?}"
+            )
+        };
+        at(3, "ai_policy.rate_limits");
+        at(4, "ai_policy.security.prompt_injection_detection");
+        at(8, "ai_policy.llm_apis.providers[0].endpoints[0]");
+        at(9, "ai_policy.llm_apis.providers[1].api");
+        at(11, "ai_policy.llm_apis.providers[2].api_key_env");
+        at(12, "ai_policy.llm_apis.providers[2].colour");
+    }
+
+    #[test]
+    fn bad_amounts_and_unlisted_price_providers_are_named() {
+        let e = errors(
+            "name: a
+ai_policy:
+  budget: { max_cost: \"ten dollars\" }
+  llm_apis: { providers: [{ name: openai }] }
+  prices:
+    - { provider: other, model: m, input: 1, output: 1 }
+",
+        );
+        assert!(
+            e.iter()
+                .any(|(l, p, _)| *l == 3 && p == "ai_policy.budget.max_cost"),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|(_, p, m)| p == "ai_policy.prices" && m.contains("other")),
+            "{e:#?}"
+        );
+    }
+}
