@@ -367,6 +367,41 @@ fn sdks_are_metered_exactly_and_the_key_stays_on_the_host() {
     );
 }
 
+/// The agent asks `gpt-4o-mini` three times; prints `answered i tokens` or
+/// `refused i status code`.
+const THREE_REQUESTS: &str = r#"
+import openai
+o = openai.OpenAI(max_retries=0)
+for i in range(3):
+    try:
+        r = o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        print("answered", i, r.usage.total_tokens)
+    except openai.RateLimitError as e:
+        print("refused", i, e.status_code, e.body.get("code") if isinstance(e.body, dict) else e.body)
+"#;
+
+#[test]
+fn a_rate_limit_answers_429_within_the_minute() {
+    let net = TestNet::new();
+    let p = FakeProvider::start(&net);
+    let limits = "  rate_limits:\n    requests_per_minute: 2\n";
+    let (out, _, log) = run_agent(&net, &p, &policy(&p, limits, ""), THREE_REQUESTS);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("answered 1 1500") && stdout.contains("refused 2 429 budget_exceeded"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        p.requests().len(),
+        2,
+        "the refused request reached the provider"
+    );
+    let refused = records_of(&log, "llm.budget");
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0].details["limit"], "requests_per_minute");
+    assert_eq!(refused[0].details["spent"], 2);
+}
+
 #[test]
 fn a_spent_budget_answers_429_to_the_sdk_and_alerts() {
     let net = TestNet::new();
@@ -379,17 +414,7 @@ fn a_spent_budget_answers_429_to_the_sdk_and_alerts() {
         "audit:\n  alerts:\n    command: [\"sh\", \"-c\", \"cat >> {}\"]\n",
         alert_file.display()
     );
-    let script = r#"
-import openai
-o = openai.OpenAI(max_retries=0)
-for i in range(3):
-    try:
-        r = o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-        print("answered", i, r.usage.total_tokens)
-    except openai.RateLimitError as e:
-        print("refused", i, e.status_code, e.body.get("code") if isinstance(e.body, dict) else e.body)
-"#;
-    let (out, _, log) = run_agent(&net, &p, &policy(&p, budget, &audit), script);
+    let (out, _, log) = run_agent(&net, &p, &policy(&p, budget, &audit), THREE_REQUESTS);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(

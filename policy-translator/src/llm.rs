@@ -262,6 +262,18 @@ pub struct Budget {
     pub max_cost_micros: Option<u64>,
 }
 
+/// Per-minute limits over a sliding minute: past one, requests are
+/// answered 429 (`llm.budget`) until the minute has room again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Input + output tokens of the answers of the last minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmPlan {
@@ -271,6 +283,8 @@ pub struct LlmPlan {
     pub block_unknown: bool,
     #[serde(default)]
     pub budget: Budget,
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     /// Refuse request bodies carrying the host's keys or secret formats.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub scan_secrets: bool,
@@ -385,6 +399,7 @@ mod tests {
             providers: Vec::new(),
             block_unknown: false,
             budget: Budget::default(),
+            rate_limits: RateLimits::default(),
             scan_secrets: false,
             log_prompts: false,
             log_responses: false,

@@ -8,7 +8,7 @@ use super::{absolute, opt_bool};
 use crate::decode::{Decoder, Shape};
 use crate::llm::{
     parse_dollars, provider_name_ok, shipped_prices, Api, Budget, Endpoint, KeySource, LlmPlan,
-    Price,
+    Price, RateLimits,
 };
 use crate::yaml::{Node, Value};
 
@@ -27,6 +27,12 @@ pub(super) const AI: Shape = Shape {
 
 const BUDGET: Shape = Shape {
     fields: &["max_tokens", "max_cost"],
+    renamed: &[],
+    inert: &[],
+};
+
+const RATES: Shape = Shape {
+    fields: &["requests_per_minute", "tokens_per_minute"],
     renamed: &[],
     inert: &[],
 };
@@ -78,14 +84,21 @@ const PRICE: Shape = Shape {
 /// `None` when the section is absent.
 pub(super) fn ai(d: &mut Decoder, n: &Node) -> Option<LlmPlan> {
     let f = d.fields(n, "ai_policy", &AI)?;
-    if let Some(r) = f.get("rate_limits") {
-        d.error(
-            r.pos,
-            &f.path("rate_limits"),
-            "rate limits are not enforced by this version of the gateway",
-            "remove `rate_limits`; cap a session with `budget.max_tokens` or `budget.max_cost`",
-        );
-    }
+    let rate_limits = f
+        .get("rate_limits")
+        .and_then(|r| {
+            let path = f.path("rate_limits");
+            let r = d.fields(r, &path, &RATES)?;
+            let mut per_minute = |key: &'static str| {
+                r.get(key)
+                    .and_then(|n| d.int(n, &r.path(key), 1, u64::MAX >> 1))
+            };
+            Some(RateLimits {
+                requests_per_minute: per_minute("requests_per_minute"),
+                tokens_per_minute: per_minute("tokens_per_minute"),
+            })
+        })
+        .unwrap_or_default();
     let budget = f
         .get("budget")
         .and_then(|b| budget(d, b, &f.path("budget")))
@@ -154,7 +167,7 @@ pub(super) fn ai(d: &mut Decoder, n: &Node) -> Option<LlmPlan> {
         .collect();
     if let Some(list) = f.get("prices") {
         let path = f.path("prices");
-        for (provider, model, price) in d.list(list, &path, |d, n, p| price(d, n, p)) {
+        for (provider, model, price) in d.list(list, &path, price) {
             match prices.get_mut(&provider) {
                 Some(table) => {
                     table.insert(model, price);
@@ -172,6 +185,7 @@ pub(super) fn ai(d: &mut Decoder, n: &Node) -> Option<LlmPlan> {
         providers,
         block_unknown,
         budget,
+        rate_limits,
         scan_secrets,
         log_prompts,
         log_responses,
@@ -399,6 +413,7 @@ mod tests {
 name: a
 ai_policy:
   budget: { max_tokens: 1000, max_cost: "$2.50" }
+  rate_limits: { requests_per_minute: 60, tokens_per_minute: "100000" }
   llm_apis:
     block_unknown: true
     providers:
@@ -417,6 +432,8 @@ ai_policy:
         let ai = p.ai.unwrap();
         assert_eq!(ai.budget.max_tokens, Some(1000));
         assert_eq!(ai.budget.max_cost_micros, Some(2_500_000));
+        assert_eq!(ai.rate_limits.requests_per_minute, Some(60));
+        assert_eq!(ai.rate_limits.tokens_per_minute, Some(100_000));
         assert!(ai.block_unknown && ai.scan_secrets && ai.log_prompts && !ai.log_responses);
         let openai = &ai.providers[0];
         assert_eq!(
@@ -445,7 +462,7 @@ ai_policy:
     fn what_cannot_be_enforced_is_refused_at_its_line() {
         let yaml = "name: a
 ai_policy:
-  rate_limits: { requests_per_minute: 10 }
+  rate_limits: { requests_per_minute: 0 }
   security: { prompt_injection_detection: true }
   llm_apis:
     providers:
@@ -463,7 +480,7 @@ ai_policy:
                 "no error at {line} {path}: {e:#?}"
             )
         };
-        at(3, "ai_policy.rate_limits");
+        at(3, "ai_policy.rate_limits.requests_per_minute");
         at(4, "ai_policy.security.prompt_injection_detection");
         at(8, "ai_policy.llm_apis.providers[0].endpoints[0]");
         at(9, "ai_policy.llm_apis.providers[1].api");

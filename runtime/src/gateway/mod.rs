@@ -18,6 +18,7 @@ mod secrets;
 mod upstream;
 mod usage;
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::BorrowedFd;
@@ -121,13 +122,19 @@ pub fn listen(netns: BorrowedFd<'_>, port: u16) -> Result<TcpListener, GatewayEr
     bound.map_err(|source| GatewayError::Listen { port, source })
 }
 
-/// The spent part of the session's budgets.
+/// The spent part of the session's budgets and of the last minute's limits.
 #[derive(Debug, Default)]
 struct Spent {
     tokens: u64,
     /// Picodollars (of requests whose cost is known).
     cost: u128,
+    /// When the last minute's requests were let through.
+    started: VecDeque<Instant>,
+    /// When the last minute's answers ended, and their tokens.
+    answered: VecDeque<(Instant, u64)>,
 }
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 struct Gateway {
     plan: LlmPlan,
@@ -532,6 +539,7 @@ impl Gateway {
             if let Ok(mut s) = self.spent.lock() {
                 s.tokens += u.total();
                 s.cost += cost.unwrap_or(0);
+                s.answered.push_back((Instant::now(), u.total()));
             }
         }
         record["latency_ms"] = json!(started.elapsed().as_millis() as u64);
@@ -539,10 +547,24 @@ impl Gateway {
         keep
     }
 
-    /// The refusal of a request past a session budget, if it is.
+    /// The refusal of a request past a session budget or a per-minute
+    /// limit, if it is; else the request counts towards the minute.
     fn over_budget(&self, provider: &str, model: &str) -> Option<Refusal> {
-        let spent = self.spent.lock().ok()?;
+        let mut spent = self.spent.lock().ok()?;
+        let now = Instant::now();
+        while spent.started.front().is_some_and(|t| now - *t >= MINUTE) {
+            spent.started.pop_front();
+        }
+        while spent
+            .answered
+            .front()
+            .is_some_and(|(t, _)| now - *t >= MINUTE)
+        {
+            spent.answered.pop_front();
+        }
+        let minute_tokens: u64 = spent.answered.iter().map(|(_, n)| n).sum();
         let b = &self.plan.budget;
+        let r = &self.plan.rate_limits;
         let (limit, max, used) = if let Some(max) = b.max_tokens.filter(|m| spent.tokens >= *m) {
             ("max_tokens", json!(max), json!(spent.tokens))
         } else if let Some(max) = b
@@ -554,14 +576,26 @@ impl Gateway {
                 json!(max as f64 / 1e6),
                 json!(spent.cost as f64 / 1e12),
             )
+        } else if let Some(max) = r
+            .requests_per_minute
+            .filter(|m| spent.started.len() as u64 >= *m)
+        {
+            (
+                "requests_per_minute",
+                json!(max),
+                json!(spent.started.len()),
+            )
+        } else if let Some(max) = r.tokens_per_minute.filter(|m| minute_tokens >= *m) {
+            ("tokens_per_minute", json!(max), json!(minute_tokens))
         } else {
+            spent.started.push_back(now);
             return None;
         };
         Some(Refusal {
             kind: Kind::LlmBudget,
             status: 429,
             code: "budget_exceeded",
-            message: format!("purple LLM gateway: the session's {limit} budget ({max}) is spent"),
+            message: format!("purple LLM gateway: the session's {limit} limit ({max}) is reached"),
             details: json!({"limit": limit, "max": max, "spent": used, "provider": provider, "model": model}),
         })
     }
