@@ -360,11 +360,21 @@ fn sdks_are_metered_exactly_and_the_key_stays_on_the_host() {
         !whole.contains("AKIAIOSFODNN7EXAMPLE"),
         "the refused secret is in the log"
     );
-    let expected = 5 * PROMPT_TOKENS;
-    assert!(
-        summary.contains(&format!("llm: 7 requests, {expected} tokens in")),
-        "{summary}"
+    // Three answers of gpt-4o-mini, two of claude-3-5-haiku; the broken and
+    // the cut answers reported no usage.
+    let total = 3.0 * cost(GPT_4O_MINI) + 2.0 * cost(HAIKU_3_5);
+    let line = format!(
+        "llm: 7 requests, {} tokens in ({} cached), {} out, ${total:.6}",
+        5 * PROMPT_TOKENS,
+        5 * CACHED_TOKENS,
+        5 * OUTPUT_TOKENS
     );
+    assert!(summary.contains(&line), "{line:?} not in:\n{summary}");
+    let exit = format!(
+        "llm 7 requests, {} tokens, ${total:.4}",
+        5 * (PROMPT_TOKENS + OUTPUT_TOKENS)
+    );
+    assert!(stderr.contains(&exit), "{exit:?} not in:\n{stderr}");
 }
 
 /// The agent asks `gpt-4o-mini` three times; prints `answered i tokens` or

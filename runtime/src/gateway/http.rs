@@ -7,10 +7,12 @@ use std::io::{self, BufRead, Read, Write};
 
 /// The largest message head accepted.
 pub const MAX_HEAD: usize = 64 << 10;
-/// The largest request body accepted (a prompt).
-pub const MAX_REQUEST_BODY: usize = 16 << 20;
+/// The largest request body accepted (a prompt). The gateway's memory is
+/// the supervisor's, outside the container's cgroup: at most
+/// `MAX_CONNECTIONS` of these and of the answers below are held at once.
+pub const MAX_REQUEST_BODY: usize = 8 << 20;
 /// The largest buffered (non-streamed) response body.
-pub const MAX_RESPONSE_BODY: usize = 64 << 20;
+pub const MAX_RESPONSE_BODY: usize = 16 << 20;
 const MAX_HEADERS: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +260,7 @@ pub fn hop_by_hop(name: &str) -> bool {
         "trailer",
         "transfer-encoding",
         "upgrade",
+        "expect",
         "content-length",
         "host",
     ]

@@ -64,7 +64,7 @@ pub enum GatewayError {
 }
 
 /// The most connections served at once; more are closed unanswered.
-const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 16;
 /// A client connection idle this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
 
