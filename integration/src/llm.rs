@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -46,6 +47,8 @@ pub struct FakeProvider {
     /// PEM of the CA that signed its certificate.
     pub ca_file: PathBuf,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// TLS connections accepted.
+    pub connections: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
@@ -88,17 +91,20 @@ impl FakeProvider {
         .unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&received);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (log, count) = (Arc::clone(&received), Arc::clone(&connections));
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (config, log) = (Arc::clone(&config), Arc::clone(&log));
-                std::thread::spawn(move || serve(conn, config, log));
+                let (config, log, count) =
+                    (Arc::clone(&config), Arc::clone(&log), Arc::clone(&count));
+                std::thread::spawn(move || serve(conn, config, log, count));
             }
         });
         Self {
             port,
             ca_file,
             received,
+            connections,
             _dir: dir,
         }
     }
@@ -113,14 +119,29 @@ impl FakeProvider {
     }
 }
 
-fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, log: Arc<Mutex<Vec<Received>>>) {
+type Tls = BufReader<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>;
+
+/// Serves one TLS connection, keep-alive, until the client closes it or an
+/// answer ends it.
+fn serve(
+    sock: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    log: Arc<Mutex<Vec<Received>>>,
+    connections: Arc<AtomicUsize>,
+) {
+    connections.fetch_add(1, Ordering::SeqCst);
     let conn = rustls::ServerConnection::new(config).unwrap();
     let mut tls = BufReader::new(rustls::StreamOwned::new(conn, sock));
+    while answer(&mut tls, &log) {}
+}
+
+/// Reads one request and answers it; false when the connection ends.
+fn answer(tls: &mut Tls, log: &Mutex<Vec<Received>>) -> bool {
     let mut head = String::new();
     loop {
         let mut line = String::new();
         if tls.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+            return false;
         }
         if line == "\r\n" {
             break;
@@ -144,7 +165,7 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, log: Arc<Mutex<Vec<
         .unwrap_or(0);
     let mut body = vec![0; len];
     if tls.read_exact(&mut body).is_err() {
-        return;
+        return false;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let received = Received {
@@ -175,7 +196,7 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, log: Arc<Mutex<Vec<
             body.len()
         );
         let _ = w.write_all(body);
-        return;
+        return w.flush().is_ok();
     }
     if !streamed {
         let answer = if anthropic {
@@ -200,7 +221,7 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, log: Arc<Mutex<Vec<
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{id_header}: {request_id}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        return;
+        return w.flush().is_ok();
     }
     let _ = write!(
         w,
@@ -282,7 +303,7 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, log: Arc<Mutex<Vec<
         }
         let _ = write!(w, "40\r\ndata: {{\"trunc");
         let _ = w.flush();
-        return;
+        return false;
     }
     for e in &events {
         let _ = write!(w, "{:x}\r\n{e}\r\n", e.len());
@@ -290,5 +311,5 @@ fn serve(sock: TcpStream, config: Arc<rustls::ServerConfig>, log: Arc<Mutex<Vec<
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = write!(w, "0\r\n\r\n");
-    let _ = w.flush();
+    w.flush().is_ok()
 }

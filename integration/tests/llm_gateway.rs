@@ -273,6 +273,13 @@ fn sdks_are_metered_exactly_and_the_key_stays_on_the_host() {
             );
         }
     }
+    // Upstream connections are kept between a client's requests.
+    let connections = p.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        connections < got.len(),
+        "{connections} connections for {} requests",
+        got.len()
+    );
     let stream_asked = got
         .iter()
         .filter(|r| r.body["stream"] == true && r.path.ends_with("chat/completions"))

@@ -23,6 +23,8 @@ pub enum HttpError {
     Malformed(String),
     #[error("message larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the connection closed before an answer")]
+    Closed,
 }
 
 /// A parsed message head: a request's method and target, or a response's
@@ -148,8 +150,7 @@ pub fn read_request(r: &mut impl BufRead) -> Result<Option<Head>, HttpError> {
 }
 
 pub fn read_response(r: &mut impl BufRead) -> Result<Head, HttpError> {
-    let bytes = read_head_bytes(r)?
-        .ok_or_else(|| HttpError::Malformed("upstream closed before answering".into()))?;
+    let bytes = read_head_bytes(r)?.ok_or(HttpError::Closed)?;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(&bytes) {

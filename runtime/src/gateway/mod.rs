@@ -262,6 +262,9 @@ fn error_body(api: Option<Api>, status: u16, code: &str, message: &str) -> Vec<u
 /// Whether a request may go on after its answer (the connection is kept).
 type KeepAlive = bool;
 
+/// A client connection's kept upstream connection, with its provider's index.
+type Pool = Option<(usize, upstream::Tls)>;
+
 /// What a refused request records and answers.
 struct Refusal {
     kind: Kind,
@@ -300,6 +303,7 @@ impl Gateway {
         };
         let mut reader = BufReader::new(read_half);
         let mut writer = client;
+        let mut pool: Pool = None;
         loop {
             let head = match http::read_request(&mut reader) {
                 Ok(Some(h)) => h,
@@ -320,7 +324,7 @@ impl Gateway {
                 }
             };
             let close = head.has_token("connection", "close");
-            if !self.request(&head, body, &mut writer) || close {
+            if !self.request(&head, body, &mut writer, &mut pool) || close {
                 return;
             }
         }
@@ -371,7 +375,7 @@ impl Gateway {
         Some((i, &self.plan.providers[i], &rest[name.len()..]))
     }
 
-    fn request(&self, head: &Head, body: Vec<u8>, w: &mut TcpStream) -> KeepAlive {
+    fn request(&self, head: &Head, body: Vec<u8>, w: &mut TcpStream, pool: &mut Pool) -> KeepAlive {
         let started = Instant::now();
         let target = truncated(&head.target, 256);
         let Some((index, provider, path)) = self.route(&head.target) else {
@@ -520,7 +524,17 @@ impl Gateway {
             let text = String::from_utf8_lossy(&secrets::scrub(&body, &self.all_keys)).into_owned();
             record["prompt"] = json!(truncated(&text, usage::MAX_LOGGED));
         }
-        let outcome = self.forward(provider, path, head, &body, &key, w, started, &mut record);
+        let outcome = self.forward(
+            provider,
+            path,
+            head,
+            &body,
+            &key,
+            (index, pool),
+            w,
+            started,
+            &mut record,
+        );
         let (usage, keep) = outcome;
         if let Some(u) = usage {
             record["tokens_in"] = json!(u.input);
@@ -611,6 +625,7 @@ impl Gateway {
         head: &Head,
         body: &[u8],
         (key, tls): &(String, Arc<ClientConfig>),
+        (index, pool): (usize, &mut Pool),
         w: &mut TcpStream,
         started: Instant,
         record: &mut Value,
@@ -634,13 +649,6 @@ impl Gateway {
             let _ = w
                 .write_all(head.as_bytes())
                 .and_then(|()| w.write_all(&body));
-        };
-        let mut up = match upstream::connect(tls, e) {
-            Ok(c) => c,
-            Err(err) => {
-                fail(w, record, 502, format!("provider unreachable: {err}"));
-                return (None, true);
-            }
         };
         let host = if e.port == 443 {
             e.host.clone()
@@ -670,25 +678,50 @@ impl Gateway {
             Api::Anthropic => out.push_str(&format!("x-api-key: {key}\r\n")),
         }
         out.push_str(&format!(
-            "Accept-Encoding: identity\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "Accept-Encoding: identity\r\nContent-Length: {}\r\n\r\n",
             body.len()
         ));
-        let sent = up
-            .get_mut()
-            .write_all(out.as_bytes())
-            .and_then(|()| up.get_mut().write_all(body))
-            .and_then(|()| up.get_mut().flush());
-        if let Err(err) = sent {
-            fail(w, record, 502, format!("sending to the provider: {err}"));
-            return (None, true);
-        }
-        let resp = match http::read_response(&mut up) {
-            Ok(r) => r,
-            Err(err) => {
-                fail(w, record, 502, format!("the provider's answer: {err}"));
+        // The connection of this client's last request to the same provider,
+        // if the provider kept it open; a kept one the provider has closed
+        // meanwhile fails before any answer byte, and is replaced once.
+        let mut kept = match pool.take() {
+            Some((i, c)) if i == index => Some(c),
+            _ => None,
+        };
+        let (mut up, resp) = loop {
+            let reused = kept.is_some();
+            let mut up = match kept.take() {
+                Some(c) => c,
+                None => match upstream::connect(tls, e) {
+                    Ok(c) => c,
+                    Err(err) => {
+                        fail(w, record, 502, format!("provider unreachable: {err}"));
+                        return (None, true);
+                    }
+                },
+            };
+            let sent = up
+                .get_mut()
+                .write_all(out.as_bytes())
+                .and_then(|()| up.get_mut().write_all(body))
+                .and_then(|()| up.get_mut().flush());
+            if let Err(err) = sent {
+                if reused {
+                    continue;
+                }
+                fail(w, record, 502, format!("sending to the provider: {err}"));
                 return (None, true);
             }
+            match http::read_response(&mut up) {
+                Ok(r) => break (up, r),
+                Err(HttpError::Closed | HttpError::Io(_)) if reused => continue,
+                Err(err) => {
+                    fail(w, record, 502, format!("the provider's answer: {err}"));
+                    return (None, true);
+                }
+            }
         };
+        let reusable = !resp.has_token("connection", "close");
         record["ttfb_ms"] = json!(started.elapsed().as_millis() as u64);
         record["status"] = json!(resp.status);
         let request_id = resp
@@ -766,6 +799,9 @@ impl Gateway {
                 .write_all(head_out.as_bytes())
                 .and_then(|()| w.write_all(&bytes))
                 .and_then(|()| w.flush());
+            if reusable && kind != BodyKind::None {
+                *pool = Some((index, up));
+            }
             return (usage, sent.is_ok());
         }
         // A stream: passed on chunk by chunk as it arrives.
@@ -797,6 +833,9 @@ impl Gateway {
         match ended {
             Ok(()) => {
                 let done = http::end_chunks(w).is_ok();
+                if reusable && kind == BodyKind::Chunked {
+                    *pool = Some((index, up));
+                }
                 if !meter.done {
                     record["incomplete"] = json!(true);
                 }
