@@ -425,15 +425,27 @@ fn a_spent_budget_answers_429_to_the_sdk_and_alerts() {
     let p = FakeProvider::start(&net);
     let alerts = tempfile::tempdir().unwrap();
     let alert_file = alerts.path().join("alerts.jsonl");
-    // Two answers of 1500 tokens spend a budget of 3000: the third is refused.
-    let budget = "  budget:\n    max_tokens: 3000\n";
+    // Two answers of 1500 tokens spend a budget of 3000: the third is
+    // refused, and the session ends.
+    let budget = "  budget:\n    max_tokens: 3000\n    stop_session: true\n";
     let audit = format!(
         "audit:\n  alerts:\n    command: [\"sh\", \"-c\", \"cat >> {}\"]\n",
         alert_file.display()
     );
-    let (out, _, log) = run_agent(&net, &p, &policy(&p, budget, &audit), THREE_REQUESTS);
+    let script = format!("{THREE_REQUESTS}\nimport sys, time\nsys.stdout.flush()\ntime.sleep(60)\nprint('survived')\n");
+    let (out, _, log) = run_agent(&net, &p, &policy(&p, budget, &audit), &script);
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("survived"),
+        "the session went on: {stdout}"
+    );
+    // SIGTERM, then SIGKILL after the grace: the agent is the sandbox's
+    // pid 1, which SIGTERM does not stop.
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "not ended: {stdout}\n{stderr}"
+    );
     assert!(
         stdout.contains("answered 0 1500") && stdout.contains("answered 1 1500"),
         "{stdout}\n{stderr}"
@@ -451,6 +463,7 @@ fn a_spent_budget_answers_429_to_the_sdk_and_alerts() {
     assert_eq!(budget.len(), 1, "{budget:#?}");
     assert_eq!(budget[0].details["limit"], "max_tokens");
     assert_eq!(budget[0].details["spent"], 3000);
+    assert_eq!(budget[0].details["stops_session"], true);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !fs::read_to_string(&alert_file)
         .unwrap_or_default()

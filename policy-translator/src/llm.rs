@@ -260,6 +260,10 @@ pub struct Budget {
     /// Millionths of a dollar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost_micros: Option<u64>,
+    /// Once a budget is spent, end the session (SIGTERM to every process,
+    /// SIGKILL after the session's grace) instead of only refusing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_session: bool,
 }
 
 /// Per-minute limits over a sliding minute: past one, requests are

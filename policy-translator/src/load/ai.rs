@@ -26,7 +26,7 @@ pub(super) const AI: Shape = Shape {
 };
 
 const BUDGET: Shape = Shape {
-    fields: &["max_tokens", "max_cost"],
+    fields: &["max_tokens", "max_cost", "stop_session"],
     renamed: &[],
     inert: &[],
 };
@@ -204,6 +204,7 @@ fn budget(d: &mut Decoder, n: &Node, path: &str) -> Option<Budget> {
     Some(Budget {
         max_tokens,
         max_cost_micros,
+        stop_session: opt_bool(d, &b, "stop_session", false),
     })
 }
 

@@ -23,7 +23,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -147,6 +147,8 @@ struct Gateway {
     log: Mutex<AuditLog>,
     alerter: Arc<Alerter>,
     connections: AtomicUsize,
+    /// Raised when a spent budget ends the session (`budget.stop_session`).
+    stop: Arc<AtomicBool>,
 }
 
 fn read_key(source: &KeySource) -> Result<String, String> {
@@ -169,6 +171,7 @@ pub fn serve(
     cfg: GatewayConfig,
     listener: TcpListener,
     audit: AuditTarget<'_>,
+    stop: Arc<AtomicBool>,
 ) -> Result<(), GatewayError> {
     let log = AuditLog::open(audit.log, audit.id, audit.policy)
         .map_err(|e| GatewayError::Audit(e.to_string()))?;
@@ -207,6 +210,7 @@ pub fn serve(
         log: Mutex::new(log),
         alerter: audit.alerter,
         connections: AtomicUsize::new(0),
+        stop,
     });
     gw.write(&problems);
     std::thread::Builder::new()
@@ -605,12 +609,17 @@ impl Gateway {
             spent.started.push_back(now);
             return None;
         };
+        // Per-minute limits pass; a session budget does not.
+        let stops = b.stop_session && limit.starts_with("max_");
+        if stops {
+            self.stop.store(true, Ordering::SeqCst);
+        }
         Some(Refusal {
             kind: Kind::LlmBudget,
             status: 429,
             code: "budget_exceeded",
             message: format!("purple LLM gateway: the session's {limit} limit ({max}) is reached"),
-            details: json!({"limit": limit, "max": max, "spent": used, "provider": provider, "model": model}),
+            details: json!({"limit": limit, "max": max, "spent": used, "provider": provider, "model": model, "stops_session": stops}),
         })
     }
 

@@ -313,6 +313,8 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             log.append(&[crate::dns::failure(&e)])?;
         }
     }
+    // Set by the gateway when a spent budget ends the session.
+    let llm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let (Some(config), Some(fd)) = (&plan.llm, gateway) {
         let target = crate::dns::AuditTarget {
             log: &plan.log,
@@ -320,8 +322,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             policy: plan.policy.as_deref(),
             alerter: Arc::clone(&alerter),
         };
+        let listener = std::net::TcpListener::from(fd);
         if let Err(e) =
-            crate::gateway::serve(config.clone(), std::net::TcpListener::from(fd), target)
+            crate::gateway::serve(config.clone(), listener, target, Arc::clone(&llm_stop))
         {
             write(
                 &mut log,
@@ -411,6 +414,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
             }
         }
         batch.extend(limits.iter_mut().filter_map(Counter::check));
+        if llm_stop.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            session.terminate();
+        }
         batch.extend(session.enforce());
         let mut full = false;
         batch.extend(disk.check(&mut full));
