@@ -8,7 +8,14 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config libseccomp-dev clang llvm libelf-dev libbpf-dev \
   busybox-static runc podman containerd uidmap slirp4netns passt fuse-overlayfs \
-  bpftool iproute2 iperf3 hyperfine strace linux-perf python3 ca-certificates man-db bash-completion >/dev/null
+  bpftool iproute2 iperf3 hyperfine strace linux-perf python3 python3-venv curl ca-certificates man-db bash-completion >/dev/null
+
+# The LLM gateway's tests: the agent uses the providers' real SDKs (a venv,
+# so that Debian's Python stays as it is; the sandbox binds it read-only).
+if [ ! -x /opt/purple-test/bin/pip ]; then
+  python3 -m venv /opt/purple-test
+fi
+/opt/purple-test/bin/pip install -q --upgrade openai anthropic
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (rustup) first" >&2

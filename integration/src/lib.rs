@@ -6,6 +6,7 @@ pub mod audited;
 pub mod cli;
 pub mod host_services;
 pub mod leftovers;
+pub mod llm;
 pub mod netns;
 pub mod podman;
 pub mod records;

@@ -8,6 +8,8 @@ pub const NETWORK_ANNOTATION: &str = "io.purple.network";
 pub const AUDIT_ANNOTATION: &str = "io.purple.audit";
 /// JSON of a [`crate::supervision::SessionPlan`].
 pub const SESSION_ANNOTATION: &str = "io.purple.session";
+/// JSON of a [`crate::llm::LlmPlan`].
+pub const LLM_ANNOTATION: &str = "io.purple.llm";
 /// The name of the policy a bundle was translated from (for audit records).
 pub const POLICY_NAME_ANNOTATION: &str = "io.purple.policy.name";
 /// The whole policy a bundle was translated from, as JSON, for the reader:
@@ -25,6 +27,7 @@ pub const BUNDLE_ANNOTATIONS: &[&str] = &[
     NETWORK_ANNOTATION,
     AUDIT_ANNOTATION,
     SESSION_ANNOTATION,
+    LLM_ANNOTATION,
     POLICY_NAME_ANNOTATION,
     POLICY_ANNOTATION,
 ];

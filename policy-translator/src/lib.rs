@@ -11,6 +11,7 @@ pub mod floor;
 pub mod handover;
 pub mod hostfs;
 pub mod limits;
+pub mod llm;
 pub mod load;
 pub mod merge;
 pub mod node;

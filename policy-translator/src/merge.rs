@@ -246,7 +246,7 @@ pub fn tighten(
     // The engine brings the container's network: no user-mode egress of
     // Purple's (the runtime judges loopback and scopes abstract sockets
     // itself when the engine shares the host's namespace).
-    annotations[NETWORK_ANNOTATION] = json!(translate::network_plan(&policy.network).to_json());
+    annotations[NETWORK_ANNOTATION] = json!(translate::network_plan_of(policy).to_json());
     tighten_parts(&mut out, policy, &wanted)?;
     serde_json::from_value(out).map_err(bad)
 }

@@ -28,6 +28,9 @@ pub struct Policy {
     pub environment: BTreeMap<String, String>,
     pub user: User,
     pub hostname: String,
+    /// `ai_policy`: the LLM gateway (docs/llm.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai: Option<crate::llm::LlmPlan>,
 }
 
 /// A bind mount from the host.

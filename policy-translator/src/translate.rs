@@ -11,9 +11,10 @@ use oci_spec::runtime::{LinuxSeccompArg, LinuxSeccompOperator as Op, Spec};
 use serde_json::{json, Value};
 
 use crate::annotations::{
-    AUDIT_ANNOTATION, NETWORK_ANNOTATION, POLICY_ANNOTATION, POLICY_NAME_ANNOTATION,
-    SESSION_ANNOTATION,
+    AUDIT_ANNOTATION, LLM_ANNOTATION, NETWORK_ANNOTATION, POLICY_ANNOTATION,
+    POLICY_NAME_ANNOTATION, SESSION_ANNOTATION,
 };
+use crate::domain::Domain;
 use crate::plan::{Action, Cidr, Egress, Mode, NetworkPlan, PortRange, Protocol, Rule, SLIRP_DNS};
 use crate::schema::*;
 use crate::supervision::{AuditPlan, OutputLimit, SessionPlan};
@@ -423,6 +424,39 @@ pub fn network_plan(n: &Network) -> NetworkPlan {
     }
 }
 
+/// The policy's network plan with direct access to the LLM providers'
+/// endpoints denied: the gateway is the only way there, so a key the agent
+/// brings cannot be used around it (in allow-list mode too, where the
+/// policy may have allowed the provider's name).
+pub fn network_plan_of(p: &Policy) -> NetworkPlan {
+    let mut plan = network_plan(&p.network);
+    for provider in p.ai.iter().flat_map(|ai| &ai.providers) {
+        let e = &provider.endpoint;
+        match e.host.parse::<IpAddr>() {
+            Ok(addr) => plan.rules.push(Rule {
+                cidr: Cidr::host(addr),
+                action: Action::Deny,
+                ports: vec![PortRange {
+                    first: e.port,
+                    last: e.port,
+                }],
+                protocol: Protocol::Any,
+                name: Some(LLM_PROVIDER_RULE.to_owned()),
+            }),
+            Err(_) => {
+                let name: Domain = e.host.parse().expect("endpoint hosts are domain names");
+                if !plan.blocked_domains.contains(&name) {
+                    plan.blocked_domains.push(name);
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// The name of the rules that keep the sandbox off the providers' endpoints.
+pub const LLM_PROVIDER_RULE: &str = "llm provider";
+
 /// Whether the sandbox gets a network namespace of its own with the
 /// runtime's user-mode egress (`isolated: false`, the namespace not shared).
 fn user_mode_egress(n: &Network) -> bool {
@@ -612,7 +646,7 @@ pub(crate) fn annotations(p: &Policy) -> Value {
         POLICY_NAME_ANNOTATION: p.name,
         NETWORK_ANNOTATION: NetworkPlan {
             egress: user_mode_egress(&p.network).then_some(Egress::Slirp4netns),
-            ..network_plan(&p.network)
+            ..network_plan_of(p)
         }
         .to_json(),
         POLICY_ANNOTATION: serde_json::to_string(p).expect("policies serialise"),
@@ -638,6 +672,9 @@ pub(crate) fn annotations(p: &Policy) -> Value {
     if session != SessionPlan::default() {
         annotations[SESSION_ANNOTATION] =
             json!(serde_json::to_string(&session).expect("serialises"));
+    }
+    if let Some(ai) = &p.ai {
+        annotations[LLM_ANNOTATION] = json!(serde_json::to_string(ai).expect("serialises"));
     }
     annotations
 }

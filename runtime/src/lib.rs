@@ -15,6 +15,7 @@ pub mod dns;
 pub mod egress;
 pub mod escape;
 pub mod foreground;
+pub mod gateway;
 pub mod id;
 pub mod logging;
 pub mod manual;

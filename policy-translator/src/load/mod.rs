@@ -3,6 +3,7 @@
 //! problems reported together. One file per section of the policy; this one
 //! holds the entry point, the top level and the helpers every section uses.
 
+mod ai;
 mod audit;
 mod filesystem;
 mod monitoring;
@@ -14,7 +15,7 @@ mod user;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::decode::{join, Decoder, Fields, Inert, Shape};
+use crate::decode::{join, Decoder, Fields, Shape};
 use crate::diag::Report;
 use crate::schema::*;
 use crate::yaml::{self, Node, Pos, Value};
@@ -45,14 +46,10 @@ const TOP: Shape = Shape {
         "user",
         "hostname",
         "ebpf_monitoring",
+        "ai_policy",
     ],
     renamed: &[],
-    inert: &[
-        Inert {
-            key: "ai_policy",
-            why: "Purple does not meter LLM tokens or costs; limit which APIs an agent reaches with `network.allowed_domains`",
-        },
-    ],
+    inert: &[],
 };
 
 /// Where relative host paths start and whether the host is consulted.
@@ -134,6 +131,7 @@ fn policy(d: &mut Decoder, n: &Node, ctx: &Context) -> Option<Policy> {
             .and_then(|h| check_hostname(d, h, n.pos)),
         None => name.clone(),
     };
+    let ai = f.get("ai_policy").and_then(|n| ai::ai(d, n));
     check_sandbox_overlaps(d, &filesystem, n.pos);
     Some(Policy {
         name: name?,
@@ -147,6 +145,7 @@ fn policy(d: &mut Decoder, n: &Node, ctx: &Context) -> Option<Policy> {
         environment,
         user,
         hostname: hostname.unwrap_or_default(),
+        ai,
     })
 }
 

@@ -25,10 +25,16 @@ pub enum Kind {
     AuditCheckpoint,
     /// Records that could not be written, counted by kind.
     AuditLost,
+    /// One request through the LLM gateway (not a violation).
+    LlmRequest,
+    /// A request the gateway refused (not a provider, unknown model, secret).
+    LlmBlocked,
+    /// A request refused past a session budget.
+    LlmBudget,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Lifecycle,
         Kind::NetworkBlocked,
         Kind::NetworkAllowed,
@@ -45,6 +51,9 @@ impl Kind {
         Kind::ProcessExec,
         Kind::AuditCheckpoint,
         Kind::AuditLost,
+        Kind::LlmRequest,
+        Kind::LlmBlocked,
+        Kind::LlmBudget,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -65,6 +74,9 @@ impl Kind {
             Kind::ProcessExec => "process.exec",
             Kind::AuditCheckpoint => "audit.checkpoint",
             Kind::AuditLost => "audit.lost",
+            Kind::LlmRequest => "llm.request",
+            Kind::LlmBlocked => "llm.blocked",
+            Kind::LlmBudget => "llm.budget",
         }
     }
 
@@ -75,7 +87,11 @@ impl Kind {
     pub fn is_violation(self) -> bool {
         !matches!(
             self,
-            Kind::Lifecycle | Kind::NetworkAllowed | Kind::ProcessExec | Kind::AuditCheckpoint
+            Kind::Lifecycle
+                | Kind::NetworkAllowed
+                | Kind::ProcessExec
+                | Kind::AuditCheckpoint
+                | Kind::LlmRequest
         )
     }
 

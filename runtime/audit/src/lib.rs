@@ -558,6 +558,36 @@ pub struct Summary {
     pub rules: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     /// `lifecycle` events in order (`exited` with its status where known).
     pub lifecycle: Vec<String>,
+    /// What went through the LLM gateway (`llm.request` records).
+    pub llm: LlmTotals,
+}
+
+/// The sums of a log's `llm.request` records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LlmTotals {
+    pub requests: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub tokens_cached: u64,
+    /// Billionths of a dollar, of the requests whose cost is known.
+    pub cost_nanousd: u64,
+    /// Requests with tokens but no price.
+    pub unknown_cost: u64,
+}
+
+impl LlmTotals {
+    fn add(&mut self, d: &Value) {
+        let n = |k: &str| d[k].as_u64().unwrap_or(0);
+        self.requests += 1;
+        self.tokens_in += n("tokens_in");
+        self.tokens_out += n("tokens_out");
+        self.tokens_cached += n("tokens_cached");
+        match d["cost_usd"].as_f64() {
+            Some(c) => self.cost_nanousd += (c * 1e9).round() as u64,
+            None if d.get("tokens_in").is_some() => self.unknown_cost += 1,
+            None => {}
+        }
+    }
 }
 
 impl Summary {
@@ -578,6 +608,9 @@ impl Summary {
                         _ => event.to_owned(),
                     });
                 continue;
+            }
+            if r.kind == Kind::LlmRequest.as_str() {
+                s.llm.add(&r.details);
             }
             let n = Kind::parse(&r.kind).map_or(1, |k| stands_for(k, &r.details));
             *s.kinds.entry(r.kind.clone()).or_default() += n;
@@ -616,6 +649,22 @@ impl std::fmt::Display for Summary {
         }
         if !self.lifecycle.is_empty() {
             writeln!(f, "lifecycle: {}", self.lifecycle.join(", "))?;
+        }
+        let l = &self.llm;
+        if l.requests > 0 {
+            write!(
+                f,
+                "llm: {} requests, {} tokens in ({} cached), {} out, ${:.6}",
+                l.requests,
+                l.tokens_in,
+                l.tokens_cached,
+                l.tokens_out,
+                l.cost_nanousd as f64 / 1e9
+            )?;
+            if l.unknown_cost > 0 {
+                write!(f, " (+{} of unknown cost)", l.unknown_cost)?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }

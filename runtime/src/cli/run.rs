@@ -207,6 +207,19 @@ fn summary(code: i32, started: Instant, peak: Option<u64>, log: Option<&Path>) -
                         if *lost == 1 { "" } else { "s" }
                     ));
                 }
+                let l = &sum.llm;
+                if l.requests > 0 {
+                    s.push_str(&format!(
+                        ", llm {} request{}, {} tokens, ${:.4}",
+                        l.requests,
+                        if l.requests == 1 { "" } else { "s" },
+                        l.tokens_in + l.tokens_out,
+                        l.cost_nanousd as f64 / 1e9
+                    ));
+                    if l.unknown_cost > 0 {
+                        s.push_str(&format!(" (+{} of unknown cost)", l.unknown_cost));
+                    }
+                }
             }
             Err(e) => s.push_str(&format!(", audit log unreadable: {e}")),
         }

@@ -6,8 +6,12 @@ use super::delete::Purge;
 use super::*;
 use crate::dns::Prepared;
 use crate::egress::Helper;
+use crate::gateway::{self, GatewayConfig};
 use oci_spec::runtime::LinuxSeccomp;
+use purple_policy::annotations::LLM_ANNOTATION;
+use purple_policy::llm::LlmPlan;
 use purple_policy::oci::ApplyError;
+use std::net::TcpListener;
 
 /// What `create` has checked and made so far, handed from step to step.
 struct Draft {
@@ -25,12 +29,14 @@ struct Draft {
     seccomp_profile: Option<Profile>,
     /// Output binds' size limits the supervisor watches.
     disk_limits: crate::diskwatch::DiskLimits,
+    llm: Option<GatewayConfig>,
 }
 
 /// What [`Runtime::attach_network`] started for the supervisor to take over.
 struct Network {
     helper: Option<Helper>,
     resolver: Option<Prepared>,
+    gateway: Option<TcpListener>,
 }
 
 /// The error of a cgroup step, with the reason and fix when cgroups are
@@ -61,6 +67,47 @@ pub(super) fn check_alert_source(spec: &Spec, trusted: bool) -> Result<(), Lifec
          --annotation-alerts where every bundle author is trusted as root"
             .into(),
     ))
+}
+
+/// The LLM gateway sends the host's keys to the plan's endpoints and reads
+/// key files as root: a bundle author naming them could send any host
+/// secret anywhere. So, like alerts, the plan comes from the host's
+/// configuration (`purple run`'s policy, a profile) unless the node trusts
+/// its bundle authors (`--annotation-alerts`).
+fn check_llm_source(spec: &Spec, trusted: bool) -> Result<(), LifecycleError> {
+    let own = spec
+        .annotations()
+        .as_ref()
+        .is_some_and(|a| a.contains_key(LLM_ANNOTATION));
+    if !own || trusted {
+        return Ok(());
+    }
+    Err(gateway::GatewayError::Untrusted.into())
+}
+
+/// The gateway's plan and port, and its variables put into the spec's
+/// process environment (base URLs, placeholder keys).
+fn prepare_gateway(spec: &mut Spec) -> Result<Option<GatewayConfig>, LifecycleError> {
+    let Some(plan) = LlmPlan::from_annotations(spec.annotations().as_ref())? else {
+        return Ok(None);
+    };
+    if !egress::has_private_netns(spec) {
+        return Err(gateway::GatewayError::SharedNetns.into());
+    }
+    let port = gateway::choose_port();
+    let vars = gateway::sandbox_env(&plan, port);
+    if let Some(process) = spec.process_mut() {
+        let mut env: Vec<String> = process
+            .env()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !vars.iter().any(|(k, _)| e.starts_with(&format!("{k}="))))
+            .collect();
+        env.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+        process.set_env(Some(env));
+    }
+    Ok(Some(GatewayConfig { plan, port }))
 }
 
 /// Where the container's audit log goes: the plan's `log_path`, which must
@@ -218,6 +265,7 @@ impl Runtime {
     ) -> Result<Draft, LifecycleError> {
         let bundle = Bundle::load(&opts.bundle)?;
         check_alert_source(&bundle.spec, self.annotation_alerts)?;
+        check_llm_source(&bundle.spec, self.annotation_alerts)?;
         let default_cgroup = (!self.systemd).then(|| PathBuf::from(format!("/purple/{id}")));
         let mut spec = purple_policy::oci::apply(
             bundle.effective_spec(default_cgroup.as_deref()),
@@ -235,6 +283,7 @@ impl Runtime {
             return Err(EgressError::NoPrivateNetns.into());
         }
         let audit_plan = AuditPlan::from_annotations(annotations.as_ref())?;
+        let llm = prepare_gateway(&mut spec)?;
         let session = SessionPlan::from_annotations(annotations.as_ref())?;
         crate::alert::check(&audit_plan.alerts).map_err(LifecycleError::AuditPlan)?;
         let audit_log = log_path(id, &audit_plan)?;
@@ -300,6 +349,7 @@ impl Runtime {
             interim,
             seccomp_profile,
             disk_limits,
+            llm,
         })
     }
 
@@ -387,7 +437,18 @@ impl Runtime {
                 crate::trail::register(reg, bpf_dir, &draft.audit_plan)?;
             }
         }
-        Ok(Network { helper, resolver })
+        let gateway = match &draft.llm {
+            Some(cfg) => {
+                let netns = crate::dns::netns::open(pid).map_err(gateway::GatewayError::from)?;
+                Some(gateway::listen(netns.as_fd(), cfg.port)?)
+            }
+            None => None,
+        };
+        Ok(Network {
+            helper,
+            resolver,
+            gateway,
+        })
     }
 
     /// Step 4: the supervisor plan written and the supervisor started with
@@ -413,6 +474,7 @@ impl Runtime {
             interim,
             seccomp_profile,
             disk_limits,
+            llm,
             ..
         } = draft;
         let notifier = interim.and_then(Interim::finish);
@@ -443,6 +505,7 @@ impl Runtime {
             // the write end, so the helper lives exactly as long as the sandbox.
             egress_exit: network.helper.as_ref().map(|h| h.exit.as_fd()),
             output: output.as_ref().map(|(fd, _)| fd.as_fd()),
+            gateway: network.gateway.as_ref().map(|l| l.as_fd()),
         }
         .assign()
         .map_err(|e| io_err(Path::new("supervisor"))(io::Error::other(e)))?;
@@ -461,6 +524,7 @@ impl Runtime {
             trail: record.trail.clone(),
             rules: enforcement.rules,
             dns: network.resolver.as_ref().map(|r| r.config.clone()),
+            llm,
             seccomp: seccomp_profile.filter(|_| notifier.is_some()),
             exec_seccomp,
             session,

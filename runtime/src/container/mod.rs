@@ -93,6 +93,8 @@ pub enum LifecycleError {
     Trail(#[from] crate::trail::TrailError),
     #[error(transparent)]
     Disk(#[from] crate::diskwatch::DiskError),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayError),
     #[error("cgroup of container \"{id}\": {msg}")]
     Cgroup { id: ContainerId, msg: String },
     #[error("{path}: {source}")]

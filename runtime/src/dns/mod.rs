@@ -13,7 +13,7 @@
 mod judge;
 mod learned;
 mod names;
-mod netns;
+pub(crate) mod netns;
 mod proxy;
 mod upstream;
 pub mod wire;

@@ -30,8 +30,9 @@ fn path(plan: &Path) -> PathBuf {
 }
 
 /// The kinds of events the supervisor's loop takes from the kernel and
-/// writes alone (the resolver's threads write `dns.*` themselves, the
-/// lifecycle commands `lifecycle`; `supervisor.error` is its own).
+/// writes alone (the resolver's and the gateway's threads write `dns.*` and
+/// `llm.*` themselves, the lifecycle commands `lifecycle`;
+/// `supervisor.error` is its own).
 fn kept(kind: Kind) -> bool {
     !matches!(
         kind,
@@ -41,6 +42,9 @@ fn kept(kind: Kind) -> bool {
             | Kind::SupervisorError
             | Kind::AuditCheckpoint
             | Kind::AuditLost
+            | Kind::LlmRequest
+            | Kind::LlmBlocked
+            | Kind::LlmBudget
     )
 }
 

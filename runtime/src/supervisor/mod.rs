@@ -142,7 +142,7 @@ impl Caller {
 }
 
 /// The record of a part of the supervisor that failed, and what that costs.
-fn failure(component: &str, error: impl std::fmt::Display, effect: &str) -> Entry {
+pub(crate) fn failure(component: &str, error: impl std::fmt::Display, effect: &str) -> Entry {
     Entry::new(
         Kind::SupervisorError,
         json!({ "component": component, "error": error.to_string(), "effect": effect }),
@@ -198,6 +198,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
         caller,
         egress_exit: _egress_exit,
         output,
+        gateway,
     } = fds;
     let output = match (&plan.output, output) {
         (Some(p), Some(pipe)) => {
@@ -254,6 +255,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
     let parts = Parts {
         notifier,
         resolver,
+        gateway,
         caller,
         output,
         failures,
@@ -272,6 +274,7 @@ pub fn supervise(args: &SuperviseArgs) -> anyhow::Result<()> {
 struct Parts {
     notifier: Option<Notifier>,
     resolver: Option<plan::ResolverFds<OwnedFd>>,
+    gateway: Option<OwnedFd>,
     caller: Option<Caller>,
     output: Option<output::Output>,
     failures: Failures,
@@ -284,6 +287,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
     let Parts {
         mut notifier,
         resolver,
+        gateway,
         mut caller,
         mut output,
         mut failures,
@@ -372,6 +376,26 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         };
         if let Err(e) = crate::dns::serve(config.clone(), fds, pins, target) {
             writer.write(&[crate::dns::failure(&e)]);
+        }
+    }
+    // Set by the gateway when a spent budget ends the session.
+    let llm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let (Some(config), Some(fd)) = (&plan.llm, gateway) {
+        let target = crate::dns::AuditTarget {
+            log: &plan.log,
+            id: &plan.id,
+            policy: plan.policy.as_deref(),
+            alerter: Arc::clone(&alerter),
+        };
+        let listener = std::net::TcpListener::from(fd);
+        if let Err(e) =
+            crate::gateway::serve(config.clone(), listener, target, Arc::clone(&llm_stop))
+        {
+            writer.write(&[failure(
+                "llm gateway",
+                e,
+                "the sandbox cannot reach its LLM providers",
+            )]);
         }
     }
     loop {
@@ -481,6 +505,9 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
         }
         let kernel = batch.len();
         batch.extend(limits.iter_mut().filter_map(Counter::check));
+        if llm_stop.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            session.terminate();
+        }
         batch.extend(session.enforce());
         let mut full = false;
         batch.extend(disk.check(&mut full));

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup2::LimitCounter;
 use crate::dns::DnsConfig;
+use crate::gateway::GatewayConfig;
 use crate::network::RuleBook;
 use crate::seccomp::Profile;
 
@@ -61,6 +62,8 @@ pub struct Plan {
     pub rules: Vec<Rule>,
     /// The container's resolver, served from the inherited [`Fds::resolver`].
     pub dns: Option<DnsConfig>,
+    /// The LLM gateway, served from the inherited [`Fds::gateway`].
+    pub llm: Option<GatewayConfig>,
     /// The original actions of the seccomp rules rewritten to notify.
     pub seccomp: Option<Profile>,
     /// The filter an `exec`'d process gets when the supervisor does not
@@ -137,6 +140,9 @@ pub struct Fds<T> {
     pub egress_exit: Option<T>,
     /// The read end of a detached sandbox's stdout and stderr.
     pub output: Option<T>,
+    /// The LLM gateway's listening socket, bound in the container's
+    /// network namespace.
+    pub gateway: Option<T>,
 }
 
 impl<T> Default for Fds<T> {
@@ -148,14 +154,16 @@ impl<T> Default for Fds<T> {
             caller: None,
             egress_exit: None,
             output: None,
+            gateway: None,
         }
     }
 }
 
 /// The most descriptors `spawn` passes on: the resolver's three and up to
 /// three reserved upstream sockets, the seccomp listener and one notify fd,
-/// the caller's pidfd, the egress exit pipe and the output pipe.
-pub const MAX_FDS: usize = 11;
+/// the caller's pidfd, the egress exit pipe, the output pipe and the LLM
+/// gateway's socket.
+pub const MAX_FDS: usize = 12;
 
 /// The first descriptor number after stdio.
 const FIRST_FD: RawFd = 3;
@@ -194,6 +202,7 @@ impl<T> Fds<T> {
                 .map(|fd| f(fd, "egress exit pipe"))
                 .transpose()?,
             output: self.output.map(|fd| f(fd, "output pipe")).transpose()?,
+            gateway: self.gateway.map(|fd| f(fd, "llm gateway")).transpose()?,
         })
     }
 }
@@ -285,6 +294,7 @@ mod tests {
             caller: None,
             egress_exit: Some(b[7]),
             output: None,
+            gateway: None,
         };
         let (numbers, sources) = fds.assign().unwrap();
         assert_eq!(
@@ -301,6 +311,7 @@ mod tests {
                 caller: None,
                 egress_exit: Some(10),
                 output: None,
+                gateway: None,
             }
         );
         let raw: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();

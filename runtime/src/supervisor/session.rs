@@ -106,6 +106,15 @@ impl Session {
         }
     }
 
+    /// Ends the session for a budget spent elsewhere (the LLM gateway's): SIGTERM
+    /// now, SIGKILL after the grace period (see [`Session::enforce`]).
+    pub(super) fn terminate(&mut self) {
+        if self.terminated.is_none() {
+            self.signal_all(libc::SIGTERM);
+            self.terminated = Some(Instant::now());
+        }
+    }
+
     /// Enforces the budgets: SIGTERM to every process once one runs out,
     /// SIGKILL after the grace period. Returns the record to write, if any.
     pub(super) fn enforce(&mut self) -> Option<Entry> {
