@@ -197,7 +197,10 @@ pub fn network(c: &NetworkPlan, f: &NetworkPlan) -> Result<(), Looser> {
         return Err("judge_loopback: false leaves loopback unjudged; the floor judges it".into());
     }
     if c.egress.is_some() && c.egress != f.egress {
-        return Err("egress: the runtime's user-mode egress is not the floor's".into());
+        return Err(
+            "egress: the runtime's user-mode egress reaches the network, which the floor (isolated) denies"
+                .into(),
+        );
     }
     if let Some(missing) = f
         .blocked_domains

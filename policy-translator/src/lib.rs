@@ -5,6 +5,7 @@ pub mod annotations;
 pub mod argset;
 pub mod decode;
 pub mod diag;
+pub mod document;
 pub mod domain;
 pub mod families;
 pub mod floor;

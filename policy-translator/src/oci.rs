@@ -118,7 +118,7 @@ pub fn apply(spec: Spec, bundle: &Path, node: &Node) -> Result<Spec, ApplyError>
     };
     if let Some(f) = floor {
         let a = out.annotations().as_ref();
-        let (net, audit, session) = match f {
+        let (mut net, audit, session): (NetworkPlan, _, _) = match f {
             Some(f) => (
                 translate::network_plan(&f.network),
                 translate::audit_plan(&f.audit),
@@ -126,6 +126,12 @@ pub fn apply(spec: Spec, bundle: &Path, node: &Node) -> Result<Spec, ApplyError>
             ),
             None => Default::default(),
         };
+        // A floor that lets the sandbox reach the network at all lets it do
+        // so through the runtime's user-mode egress (judged by the same
+        // rules); only an isolated floor refuses it.
+        if f.is_none_or(|f| !f.network.isolated) {
+            net.egress = Some(crate::plan::Egress::Slirp4netns);
+        }
         floor::network(&NetworkPlan::from_annotations(a)?, &net)
             .map_err(|w| loosens(NETWORK_ANNOTATION, w))?;
         floor::audit(&AuditPlan::from_annotations(a)?, &audit)
@@ -301,5 +307,35 @@ mod tests {
             out.annotations().as_ref().unwrap()[NETWORK_ANNOTATION],
             own.to_json()
         );
+    }
+
+    /// The runtime's user-mode egress is judged by the same rules: it opens
+    /// nothing a floor with network access closes; an isolated floor has none.
+    #[test]
+    fn egress_passes_a_floor_with_network_and_not_an_isolated_one() {
+        let with_egress = r#"{"egress":"slirp4netns"}"#;
+        apply(
+            spec(&[(NETWORK_ANNOTATION, with_egress)]),
+            Path::new("/"),
+            &Node::default(),
+        )
+        .unwrap();
+        let n = node("floor: secure-agent\n");
+        let mut own = translate::network_plan(&match &n.floor {
+            Floor::Profile(p) => p.network.clone(),
+            _ => unreachable!(),
+        });
+        own.egress = Some(crate::plan::Egress::Slirp4netns);
+        apply(
+            spec(&[(NETWORK_ANNOTATION, &own.to_json())]),
+            Path::new("/"),
+            &n,
+        )
+        .unwrap();
+        let e = refused(
+            spec(&[(NETWORK_ANNOTATION, with_egress)]),
+            &node("floor: code-analyst\n"),
+        );
+        assert!(e.contains("egress") && e.contains("isolated"), "{e}");
     }
 }

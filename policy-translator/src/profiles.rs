@@ -83,6 +83,8 @@ impl std::fmt::Display for Origin {
 pub struct Loaded {
     pub policy: Policy,
     pub origin: Origin,
+    /// The text it was read from, comments and all.
+    pub text: String,
     pub warnings: Report,
 }
 
@@ -141,6 +143,7 @@ fn check(
     Ok(Loaded {
         policy,
         origin,
+        text: text.to_owned(),
         warnings: report,
     })
 }

@@ -32,8 +32,14 @@ fn scalar() -> impl Strategy<Value = String> {
 }
 
 /// Loads `text` and, when it is a policy, translates it: neither may panic.
+/// The policy written back (`purple policy show`) loads into the same policy.
 fn load_and_translate(text: &str) {
     if let Ok((policy, _)) = parse_policy(text, Path::new("x.yaml"), &ctx()) {
+        let written = purple_policy::document::yaml(&policy);
+        match parse_policy(&written, Path::new("shown.yaml"), &ctx()) {
+            Ok((again, _)) => assert_eq!(again, policy, "written back:\n{written}"),
+            Err(r) => panic!("{}\nwritten back:\n{written}", r.render(None)),
+        }
         let process = Process {
             args: vec!["/bin/true".into()],
             env: vec!["A=b".into()],

@@ -127,3 +127,14 @@ mod tests {
         }
     }
 }
+
+/// For a command whose whole job is printing: when its reader goes away
+/// (`purple audit ID | head`) it ends quietly, as Unix filters do, instead
+/// of failing in the middle of a `println!`. Not for commands that hold
+/// sockets or leave state half-made when killed.
+pub fn die_with_closed_stdout() {
+    // SAFETY: restores the default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -25,25 +25,25 @@ pub(super) const AI: Shape = Shape {
     inert: &[],
 };
 
-const BUDGET: Shape = Shape {
+pub(super) const BUDGET: Shape = Shape {
     fields: &["max_tokens", "max_cost", "stop_session"],
     renamed: &[],
     inert: &[],
 };
 
-const RATES: Shape = Shape {
+pub(super) const RATES: Shape = Shape {
     fields: &["requests_per_minute", "tokens_per_minute"],
     renamed: &[],
     inert: &[],
 };
 
-const APIS: Shape = Shape {
+pub(super) const APIS: Shape = Shape {
     fields: &["providers", "block_unknown"],
     renamed: &[],
     inert: &[],
 };
 
-const PROVIDER: Shape = Shape {
+pub(super) const PROVIDER: Shape = Shape {
     fields: &[
         "name",
         "api",
@@ -56,19 +56,19 @@ const PROVIDER: Shape = Shape {
     inert: &[],
 };
 
-const SECURITY: Shape = Shape {
+pub(super) const SECURITY: Shape = Shape {
     fields: &["prompt_injection_detection", "sensitive_data_scanning"],
     renamed: &[],
     inert: &[],
 };
 
-const MONITORING: Shape = Shape {
+pub(super) const MONITORING: Shape = Shape {
     fields: &["log_prompts", "log_responses", "log_tokens", "log_costs"],
     renamed: &[],
     inert: &[],
 };
 
-const PRICE: Shape = Shape {
+pub(super) const PRICE: Shape = Shape {
     fields: &[
         "provider",
         "model",

@@ -23,7 +23,7 @@ pub(super) const AUDIT: Shape = Shape {
     }],
 };
 
-const ALERTS: Shape = Shape {
+pub(super) const ALERTS: Shape = Shape {
     fields: &["command", "unix_socket", "http"],
     renamed: &[],
     inert: &[],

@@ -24,19 +24,19 @@ pub(super) const FILESYSTEM: Shape = Shape {
     inert: &[],
 };
 
-const BIND: Shape = Shape {
+pub(super) const BIND: Shape = Shape {
     fields: &["host_path", "sandbox_path", "optional"],
     renamed: &[],
     inert: &[],
 };
 
-const OUTPUT_BIND: Shape = Shape {
+pub(super) const OUTPUT_BIND: Shape = Shape {
     fields: &["host_path", "sandbox_path", "optional", "max_size"],
     renamed: &[],
     inert: &[],
 };
 
-const SCRATCH: Shape = Shape {
+pub(super) const SCRATCH: Shape = Shape {
     fields: &["path", "size"],
     renamed: &[],
     inert: &[],

@@ -52,6 +52,38 @@ const TOP: Shape = Shape {
     inert: &[],
 };
 
+/// The shape of the mapping at `path` (`filesystem.output_paths`: the
+/// items of that list), for writing a policy back in the loader's order.
+pub(crate) fn shape_of(path: &str) -> Option<&'static Shape> {
+    Some(match path {
+        "" => &TOP,
+        "filesystem" => &FILESYSTEM,
+        "filesystem.immutable_paths" => &filesystem::BIND,
+        "filesystem.output_paths" => &filesystem::OUTPUT_BIND,
+        "filesystem.scratch_paths" => &filesystem::SCRATCH,
+        "syscalls" => &SYSCALLS,
+        "syscalls.advanced_rules" => &syscalls::RULE,
+        "syscalls.advanced_rules.conditions" => &syscalls::CONDITION,
+        "resources" => &RESOURCES,
+        "capabilities" => &CAPABILITIES,
+        "network" => &NETWORK,
+        "audit" => &AUDIT,
+        "audit.alerts" => &audit::ALERTS,
+        "user" => &USER,
+        "user.namespace" => &user::USER_NAMESPACE,
+        "ebpf_monitoring" => &MONITORING,
+        "ai_policy" => &ai::AI,
+        "ai_policy.budget" => &ai::BUDGET,
+        "ai_policy.rate_limits" => &ai::RATES,
+        "ai_policy.llm_apis" => &ai::APIS,
+        "ai_policy.llm_apis.providers" => &ai::PROVIDER,
+        "ai_policy.security" => &ai::SECURITY,
+        "ai_policy.monitoring" => &ai::MONITORING,
+        "ai_policy.prices" => &ai::PRICE,
+        _ => return None,
+    })
+}
+
 /// Where relative host paths start and whether the host is consulted.
 #[derive(Debug, Clone)]
 pub struct Context {

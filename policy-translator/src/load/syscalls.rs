@@ -23,13 +23,13 @@ pub(super) const SYSCALLS: Shape = Shape {
     inert: &[],
 };
 
-const RULE: Shape = Shape {
+pub(super) const RULE: Shape = Shape {
     fields: &["syscall", "action", "conditions"],
     renamed: &[],
     inert: &[],
 };
 
-const CONDITION: Shape = Shape {
+pub(super) const CONDITION: Shape = Shape {
     fields: &["arg", "op", "value", "mask"],
     renamed: &[],
     inert: &[],

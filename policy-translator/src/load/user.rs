@@ -9,7 +9,7 @@ pub(super) const USER: Shape = Shape {
     inert: &[],
 };
 
-const USER_NAMESPACE: Shape = Shape {
+pub(super) const USER_NAMESPACE: Shape = Shape {
     fields: &["enabled", "host_id", "size"],
     renamed: &[],
     inert: &[],

@@ -77,8 +77,10 @@ pub fn tree(records: &[Record]) -> Tree {
     // A record goes to the process of its pid that had started by then; one
     // written before its process's first exec record (the supervisor reads
     // several rings) goes to the first process of that pid.
+    // The sandbox's lifecycle and the log's own checkpoints are no process's.
+    let not_of_a_process = [Kind::ProcessExec, Kind::Lifecycle, Kind::AuditCheckpoint];
     for r in records {
-        if r.kind == Kind::ProcessExec.as_str() || r.kind == Kind::Lifecycle.as_str() {
+        if not_of_a_process.iter().any(|k| r.kind == k.as_str()) {
             continue;
         }
         let mut of_pid = nodes

@@ -9,6 +9,9 @@ use purple_runtime::oci::{dispatch, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        purple_runtime::signal::die_with_closed_stdout();
+    }
     if let Err(code) = purple_runtime::sealed::prepare("purple-oci", cli.command.enters_container())
     {
         return code;

@@ -9,6 +9,9 @@ use purple_runtime::logging::{self, one_line};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        purple_runtime::signal::die_with_closed_stdout();
+    }
     if let Err(code) = purple_runtime::sealed::prepare("purple", cli.command.enters_container()) {
         return code;
     }

@@ -80,6 +80,20 @@ impl Command {
     pub fn enters_container(&self) -> bool {
         matches!(self, Command::Run(_))
     }
+
+    /// Commands that only read and print ([`crate::signal::die_with_closed_stdout`]).
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Ps(_)
+                | Command::Logs(_)
+                | Command::Policy(_)
+                | Command::Profiles
+                | Command::Audit(_)
+                | Command::Network(_)
+                | Command::Completions(_)
+        )
+    }
 }
 
 /// Runs one command; returns the process exit code.

@@ -1,8 +1,11 @@
-//! `purple policy validate|show`: check policy files, print the effective policy.
+//! `purple policy validate|show|new`: check policy files, print the
+//! effective policy, start one from a profile.
 
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
 use purple_policy::diag::Severity;
 use purple_policy::load::Context;
@@ -22,10 +25,30 @@ enum PolicyCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Print a policy as Purple reads it, defaults filled in (YAML-compatible JSON).
+    /// Print a policy as Purple reads it, defaults filled in, as a policy
+    /// file that loads into the same policy.
     Show {
         /// Profile name (see `purple profiles`) or policy file.
         profile: String,
+        /// JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a starter policy: a profile's file, comments and all, under a
+    /// new name. Without --from, asks on the terminal.
+    New {
+        /// The profile (see `purple profiles`) or policy file to start from.
+        #[arg(long, value_name = "PROFILE")]
+        from: Option<String>,
+        /// The new policy's name [default: my-agent].
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to write it ("-": standard output) [default: NAME.yaml].
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -70,11 +93,121 @@ pub fn policy(args: Args) -> Result<i32> {
             }
             Ok(0)
         }
-        PolicyCommand::Show { profile } => {
+        PolicyCommand::Show { profile, json } => {
             let l = load(&profile)?;
-            println!("# {} ({})", l.policy.name, l.origin);
-            println!("{}", serde_json::to_string_pretty(&l.policy)?);
+            if json {
+                let doc = purple_policy::document::document(&l.policy);
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("# {} ({}), defaults filled in", l.policy.name, l.origin);
+                print!("{}", purple_policy::document::yaml(&l.policy));
+            }
             Ok(0)
         }
+        PolicyCommand::New {
+            from,
+            name,
+            output,
+            force,
+        } => new(from, name, output, force),
     }
+}
+
+const DEFAULT_BASE: &str = "secure-agent";
+const DEFAULT_NAME: &str = "my-agent";
+
+fn new(
+    from: Option<String>,
+    name: Option<String>,
+    output: Option<PathBuf>,
+    force: bool,
+) -> Result<i32> {
+    let (from, name) = match from {
+        Some(f) => (f, name.unwrap_or_else(|| DEFAULT_NAME.to_owned())),
+        None if std::io::stdin().is_terminal() => ask(name)?,
+        None => bail!(
+            "purple policy new: give --from PROFILE (e.g. --from {DEFAULT_BASE}; `purple profiles` lists them), or run it on a terminal to be asked"
+        ),
+    };
+    let base = load(&from)?;
+    let text = starter(&base, &from, &name);
+    let output = output.unwrap_or_else(|| PathBuf::from(format!("{name}.yaml")));
+    let shown = output.display().to_string();
+    // The file must load as written, under the name it was given.
+    let ctx = Context {
+        base: output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| Context::default().base, Path::to_path_buf),
+        ..Context::default()
+    };
+    if let Err(e) = purple_policy::load::parse_policy(&text, &output, &ctx) {
+        bail!(
+            "purple policy new: the starter policy does not load:\n{}",
+            e.render(None)
+        );
+    }
+    if output == Path::new("-") {
+        print!("{text}");
+        return Ok(0);
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .create_new(!force)
+        // Root writes where it is told, not where a link points.
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&output)
+        .with_context(|| match output.exists() {
+            true => format!("{shown} exists: choose another --output, or --force to replace it"),
+            false => format!("cannot write {shown}"),
+        })?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {shown}"))?;
+    eprintln!(
+        "purple: wrote {shown} from {from}; check it with `purple policy validate {shown}`, run with `purple run --profile {shown} -- CMD`"
+    );
+    Ok(0)
+}
+
+/// The base's text under `name`, with a header saying where it came from.
+fn starter(base: &profiles::Loaded, from: &str, name: &str) -> String {
+    let mut out = format!(
+        "# {name}: a policy started from {from} ({}) by `purple policy new`.\n\
+         # Every field is in docs/policy.md; `purple policy show FILE` prints it\n\
+         # with every default filled in.\n\n",
+        base.origin
+    );
+    let mut renamed = false;
+    for line in base.text.lines() {
+        if !renamed && line.starts_with("name:") {
+            out.push_str(&format!("name: {name}\n"));
+            renamed = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The two answers a starter policy needs, asked on the terminal.
+fn ask(name: Option<String>) -> Result<(String, String)> {
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut question = |q: &str, default: &str| -> Result<String> {
+        eprint!("{q} [{default}]: ");
+        std::io::stderr().flush()?;
+        let answer = lines.next().transpose()?.unwrap_or_default();
+        let answer = answer.trim();
+        Ok(if answer.is_empty() { default } else { answer }.to_owned())
+    };
+    eprintln!("profiles: {}", profiles::names().join(", "));
+    let from = question("start from which profile or policy file", DEFAULT_BASE)?;
+    let name = match name {
+        Some(n) => n,
+        None => question("name of the new policy", DEFAULT_NAME)?,
+    };
+    Ok((from, name))
 }

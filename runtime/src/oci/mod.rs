@@ -117,6 +117,19 @@ impl Command {
             Command::Create(_) | Command::Run(_) | Command::Exec(_)
         )
     }
+
+    /// Commands that only read and print ([`crate::signal::die_with_closed_stdout`]).
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::State(_)
+                | Command::Ps(_)
+                | Command::List(_)
+                | Command::Features
+                | Command::Events(_)
+                | Command::Completions(_)
+        )
+    }
 }
 
 /// Runs one command; returns the process exit code.
