@@ -88,6 +88,17 @@ pub fn parse(raw: &str) -> Result<libc::c_int, SignalError> {
     }
 }
 
+/// For a command whose whole job is printing: when its reader goes away
+/// (`purple audit ID | head`) it ends quietly, as Unix filters do, instead
+/// of failing in the middle of a `println!`. Not for commands that hold
+/// sockets or leave state half-made when killed.
+pub fn die_with_closed_stdout() {
+    // SAFETY: restores the default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,16 +136,5 @@ mod tests {
         ] {
             assert!(parse(s).is_err(), "{s}");
         }
-    }
-}
-
-/// For a command whose whole job is printing: when its reader goes away
-/// (`purple audit ID | head`) it ends quietly, as Unix filters do, instead
-/// of failing in the middle of a `println!`. Not for commands that hold
-/// sockets or leave state half-made when killed.
-pub fn die_with_closed_stdout() {
-    // SAFETY: restores the default disposition before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
