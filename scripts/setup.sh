@@ -22,10 +22,15 @@ if ! command -v cargo >/dev/null; then
   exit 2
 fi
 cargo build --release --locked
-# Man pages and bash completions, generated from the commands' own flags.
+# Man pages and bash completions, generated from the commands' own flags;
+# the binaries on PATH, where docs/podman.md and docs/containerd.md register
+# the runtime.
 install -d /usr/local/share/man/man1 /usr/local/share/bash-completion/completions
 for bin in purple purple-oci; do
   "target/release/$bin" man /usr/local/share/man/man1
   "target/release/$bin" completions bash >"/usr/local/share/bash-completion/completions/$bin"
+  ln -sf "$(pwd)/target/release/$bin" "/usr/local/bin/$bin"
 done
-echo "setup: built $(pwd)/target/release/purple-oci (man purple, man purple-oci)"
+echo "setup: built $(pwd)/target/release/purple-oci, linked from /usr/local/bin (man purple, man purple-oci)"
+echo
+bash scripts/demo.sh

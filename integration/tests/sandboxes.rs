@@ -238,3 +238,52 @@ fn a_foreground_sandbox_is_listed_and_stopped_through_its_caller() {
     assert!(stderr(&out).contains("purple: exit 0"), "{}", stderr(&out));
     assert_run_left_nothing(&oci, &id);
 }
+
+/// The state root an engine's container made first (`/run/purple` after a
+/// podman run) still lets a `purple run` sandbox's user namespace reach its
+/// rootfs: others may pass the root but not list it, records stay 0700.
+#[test]
+fn a_root_an_engine_made_first_still_lets_sandboxes_in() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("state");
+    let with_root = |bin: PathBuf, args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .current_dir(dir.path())
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    let engine = |args: &[&str]| with_root(purple_integration::purple_oci(), args);
+    let b = TestBundle::new(&["true"]);
+    let id = unique_id("engine-first");
+    engine(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    engine(&["delete", "--force", &id]);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o711);
+    assert_eq!(mode(&root.join(".purple")), 0o700);
+
+    // A root an earlier version left 0700 is opened for passing too.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+    let sandbox = unique_id("after-engine");
+    let policy = policy(dir.path(), &sandbox);
+    with_root(
+        purple_integration::purple(),
+        &[
+            "run",
+            "--no-workdir",
+            "--profile",
+            policy.to_str().unwrap(),
+            "--id",
+            &sandbox,
+            "--",
+            "/usr/bin/true",
+        ],
+    );
+    assert_eq!(mode(&root), 0o711);
+    let _ = fs::remove_file(format!("/var/log/purple/{sandbox}.jsonl"));
+}

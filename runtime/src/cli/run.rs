@@ -248,6 +248,8 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
         bail!("container \"{id}\" already exists: choose another --id");
     }
     let dir = rt.run_bundle(&id);
+    rt.make_root()
+        .with_context(|| format!("cannot create {}", root.display()))?;
     std::fs::create_dir_all(root.join("bundles"))
         .with_context(|| format!("cannot create {}", root.join("bundles").display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

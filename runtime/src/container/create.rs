@@ -173,8 +173,7 @@ impl Runtime {
         id: &ContainerId,
         opts: &CreateOptions,
     ) -> Result<Container, LifecycleError> {
-        let purple_root = self.root.join(".purple");
-        hostfs::private_dirs(&purple_root).map_err(io_err(&purple_root))?;
+        self.make_root().map_err(io_err(&self.root))?;
         if self.state_dir(id).exists() {
             return Err(LifecycleError::Exists(id.clone()));
         }

@@ -276,6 +276,26 @@ impl Runtime {
         self.root.join(id.as_str())
     }
 
+    /// Makes the state root and its private part. Others may pass the root
+    /// but not list it: a `purple run` sandbox's user namespace reaches its
+    /// rootfs in `bundles/` through it. Records stay in `.purple/`, 0700;
+    /// libcontainer's state directories are 0700 themselves.
+    pub fn make_root(&self) -> io::Result<()> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)?;
+        // Earlier versions made it 0700: a root of theirs (root's, with
+        // records) is opened for passing, nothing more.
+        let meta = fs::metadata(&self.root)?;
+        if meta.uid() == 0 && meta.mode() & 0o001 == 0 && self.root.join(".purple").is_dir() {
+            let mode = (meta.mode() & 0o7777) | 0o011;
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(mode))?;
+        }
+        purple_policy::hostfs::private_dirs(&self.root.join(".purple"))
+    }
+
     fn purple_dir(&self, id: &ContainerId) -> PathBuf {
         self.root.join(".purple").join(id.as_str())
     }
