@@ -122,6 +122,79 @@ fn sigkilled_run_takes_its_sandbox_with_it() {
     );
 }
 
+/// Processes whose command line holds `needle` (the undertaker of a run
+/// names its sandbox).
+fn processes_naming(needle: &str) -> Vec<String> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+/// SIGKILL at every moment of `create`, before the supervisor watches the
+/// run: its undertaker deletes what was made (a half-made container, its
+/// cgroups, pins, egress helper and private bundle).
+#[test]
+fn a_run_killed_before_its_supervisor_watches_leaves_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let oci = Oci::new();
+    let policy = work.path().join("early.yaml");
+    fs::write(
+        &policy,
+        "name: early\n\
+         filesystem:\n  immutable_paths:\n    - { host_path: /usr, sandbox_path: /usr }\n",
+    )
+    .unwrap();
+    let mut unsupervised = 0;
+    for delay_ms in (0..=300).step_by(12) {
+        let id = unique_id("early-kill");
+        let mut run = purple_cmd(&oci, work.path())
+            .args(["run", "-q", "--profile"])
+            .arg(&policy)
+            .args(["--id", &id, "--", "/usr/bin/sleep", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        run.kill().unwrap();
+        run.wait().unwrap();
+        let at_kill = remains(&oci, &id, &[]);
+        let supervised = fs::read(
+            oci.root
+                .path()
+                .join(".purple")
+                .join(&id)
+                .join("record.json"),
+        )
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|r| r["supervisor_pid"].is_u64());
+        if !at_kill.is_empty() && !supervised {
+            unsupervised += 1;
+        }
+        let killed = Instant::now();
+        let mut left = remains(&oci, &id, &[]);
+        left.extend(processes_naming(&id));
+        while !left.is_empty() && killed.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+            left = remains(&oci, &id, &[]);
+            left.extend(processes_naming(&id));
+        }
+        assert!(
+            left.is_empty(),
+            "killed after {delay_ms} ms, left: {left:?}"
+        );
+    }
+    // The kills must have found sandboxes half-made, or nothing was tested.
+    assert!(unsupervised > 0, "no kill landed inside create");
+    eprintln!("{unsupervised} kills landed before the supervisor watched the run");
+}
+
 /// Runs `args` as root in a private mount namespace whose /sys is a fresh
 /// sysfs without the cgroup mounts, as `ip netns exec` leaves it.
 fn without_cgroup_mounts(bin: &Path, args: &[&str]) -> Output {

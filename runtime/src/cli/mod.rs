@@ -20,6 +20,7 @@ mod run;
 mod sandbox;
 mod stop;
 mod translate;
+mod undertaker;
 
 /// Purple: run untrusted AI agents in sandboxes whose policy the kernel enforces, and read what they did.
 #[derive(Parser, Debug)]
@@ -63,6 +64,10 @@ pub enum Command {
     /// The per-container supervisor: `run` starts it from this binary.
     #[command(hide = true)]
     Supervise(crate::supervisor::SuperviseArgs),
+    /// Deletes what a `purple run` made if it dies before its supervisor
+    /// watches it: `run` starts it.
+    #[command(hide = true)]
+    Undertake(undertaker::Args),
     /// Egress decisions of a container: rule hits and totals.
     Network(network::Args),
     /// Check what Purple needs and what it can enforce on this host (exit 0 ok, 1 degraded, 2 cannot run).
@@ -107,6 +112,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Policy(a) => policy::policy(a),
         Command::Profiles => profiles::profiles(),
         Command::Audit(a) => audit::audit(a, &cli.root),
+        Command::Undertake(a) => undertaker::undertake(a, &cli.root),
         Command::Supervise(a) => {
             crate::supervisor::supervise(&a)?;
             Ok(0)

@@ -247,12 +247,14 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     if rt.exists(&id) {
         bail!("container \"{id}\" already exists: choose another --id");
     }
+    let mut undertaker = super::undertaker::Undertaker::spawn(root, &id)?;
     let dir = rt.run_bundle(&id);
     rt.make_root()
         .with_context(|| format!("cannot create {}", root.display()))?;
     std::fs::create_dir_all(root.join("bundles"))
         .with_context(|| format!("cannot create {}", root.join("bundles").display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    undertaker.bundle_made();
     let bundle = BundleDir(dir.clone());
     // Others may pass (the sandbox's user namespace mounts the root from
     // inside) but not list.
@@ -303,11 +305,16 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
             profile: args.profile.clone(),
             command: process.args.clone(),
             output_limit: args.detach.then_some(DETACHED_OUTPUT_LIMIT),
+            caller_pid: std::process::id(),
         }),
         ..CreateOptions::default()
     };
     let started = Instant::now();
     let run = Run::create(&rt, &id, &opts)?;
+    if !args.detach {
+        // Its supervisor watches this process now.
+        undertaker.done();
+    }
     // The effective copy under the state directory is the one that stays:
     // one file with the caller's environment values, not two.
     let config = dir.join("config.json");
@@ -324,6 +331,8 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     };
     run.start()?;
     if args.detach {
+        // Started, it outlives this process by design.
+        undertaker.done();
         run.detach();
         bundle.keep();
         println!("{id}");

@@ -226,6 +226,9 @@ pub struct Launch {
     /// Detached (`run -d`): the sandbox's stdout and stderr go to
     /// [`Runtime::output_log`], at most this many bytes.
     pub output_limit: Option<u64>,
+    /// The `purple run` that made it (its undertaker deletes only that).
+    #[serde(default)]
+    pub caller_pid: u32,
 }
 
 fn save_record(pdir: &Path, record: &Record) -> Result<(), LifecycleError> {
