@@ -255,6 +255,8 @@ pub struct Audit {
     pub on_failure: crate::supervision::OnFailure,
     /// The log's budget in bytes (`audit.max_size`).
     pub max_size: Option<u64>,
+    /// Count the sandbox's syscalls (`ebpf_monitoring.trace_syscalls`).
+    pub trace_syscalls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

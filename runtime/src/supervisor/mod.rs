@@ -535,6 +535,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 details["event"] = json!("exited");
                 if let Some(t) = &trail {
                     details["trail"] = t.counts();
+                    t.add_syscalls(&mut details);
                 }
                 if dropped > 0 {
                     details["output_dropped"] = json!(dropped);
