@@ -256,6 +256,7 @@ pub struct Audit {
     /// The log's budget in bytes (`audit.max_size`).
     pub max_size: Option<u64>,
     /// Count the sandbox's syscalls (`ebpf_monitoring.trace_syscalls`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub trace_syscalls: bool,
 }
 
