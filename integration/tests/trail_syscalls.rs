@@ -43,6 +43,16 @@ fn syscount() -> &'static Path {
 /// A started container running `script`, its audit plan `audit`; it waits
 /// for `/go` in its rootfs before the script when `gated`.
 fn started(oci: &Oci, audit: Value, script: &str, gated: bool) -> (String, TestBundle) {
+    started_with(oci, audit, script, gated, |_| {})
+}
+
+fn started_with(
+    oci: &Oci,
+    audit: Value,
+    script: &str,
+    gated: bool,
+    edit: impl FnOnce(&mut Value),
+) -> (String, TestBundle) {
     let gate = if gated {
         "while [ ! -e /go ]; do /bin/sleep 0.05; done; "
     } else {
@@ -55,6 +65,7 @@ fn started(oci: &Oci, audit: Value, script: &str, gated: bool) -> (String, TestB
             "io.purple.policy.name": "test-policy",
             "io.purple.audit": audit.to_string(),
         });
+        edit(c);
     });
     let id = unique_id("sys");
     oci.create(&id, &b, &[]);
@@ -81,17 +92,25 @@ fn wait_stopped(oci: &Oci, id: &str) {
 /// Deletes the stopped container, checks nothing of it is left, and
 /// returns the details of its `exited` record (its log removed).
 fn deleted(oci: &Oci, id: &str) -> Value {
+    deleted_summary(oci, id).0
+}
+
+/// [`deleted`], and the log's summary as `purple audit summary` prints it.
+fn deleted_summary(oci: &Oci, id: &str) -> (Value, String) {
     wait_stopped(oci, id);
     delete_and_wait(oci, id);
     assert_no_leftovers(oci, id);
     assert!(!Path::new("/sys/fs/bpf/purple").join(id).exists());
     let log = audit::default_path(id);
     let recs = audit::verify(&log).unwrap();
+    let summary = audit::summary(&log).unwrap().to_string();
     let _ = fs::remove_file(&log);
-    recs.into_iter()
+    let exited = recs
+        .into_iter()
         .find(|r| r.kind == "lifecycle" && r.details["event"] == "exited")
         .expect("an exited record")
-        .details
+        .details;
+    (exited, summary)
 }
 
 fn count(details: &Value, call: &str) -> u64 {
@@ -143,7 +162,7 @@ fn counts_by_name_with_nested_cgroups_and_the_32_bit_entry_apart_and_nothing_fro
     go(&b);
     wait_stopped(&oci, &id);
     fs::remove_dir(&nested).unwrap();
-    let d = deleted(&oci, &id);
+    let (d, summary) = deleted_summary(&oci, &id);
     let getppid = count(&d, "getppid");
     assert!(
         (20_000..21_000).contains(&getppid),
@@ -165,7 +184,40 @@ fn counts_by_name_with_nested_cgroups_and_the_32_bit_entry_apart_and_nothing_fro
         .map(|n| n.as_u64().unwrap())
         .sum();
     assert_eq!(d["syscalls_total"], sum, "{d:#}");
+    // `purple audit summary` names the most called first.
+    let top = summary
+        .lines()
+        .skip_while(|l| !l.starts_with("syscalls: "))
+        .nth(1)
+        .unwrap_or_default();
+    assert_eq!(
+        top.split_whitespace().collect::<Vec<_>>(),
+        ["getppid", &getppid.to_string()],
+        "{summary}"
+    );
     assert!(host_dirs().is_empty(), "{:?}", host_dirs());
+}
+
+#[test]
+fn a_call_seccomp_refuses_is_not_counted() {
+    let _host = host();
+    let oci = Oci::new();
+    let (id, b) = started_with(
+        &oci,
+        json!({"trace_syscalls": true}),
+        "/bin/syscount 1000",
+        true,
+        |c| {
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]
+            });
+        },
+    );
+    go(&b);
+    let d = deleted(&oci, &id);
+    assert_eq!(count(&d, "getppid"), 0, "{d:#}");
+    assert!(count(&d, "execve") >= 1, "{d:#}");
 }
 
 #[test]
