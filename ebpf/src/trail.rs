@@ -112,6 +112,8 @@ unsafe impl aya::Pod for CgroupEntry {}
 /// those found its ring full (records written = execs - lost).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Whether its execs are traced (the counts stay 0 otherwise).
+    pub exec: bool,
     pub execs: u64,
     pub lost: u64,
 }
@@ -353,6 +355,7 @@ pub fn unregister(reg: &Registration) -> Result<(), EbpfError> {
 pub fn counts(reg: &Registration) -> Result<Counts, EbpfError> {
     let e = cgroups(&reg.host_dir)?.get(&reg.cgroup_id, 0)?;
     Ok(Counts {
+        exec: e.flags & ON_EXEC != 0,
         execs: e.execs,
         lost: e.lost,
     })

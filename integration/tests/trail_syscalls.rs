@@ -251,6 +251,8 @@ fn the_counter_detaches_when_the_last_counting_container_leaves() {
     go(&bc);
     let d = deleted(&oci, &c);
     assert!(count(&d, "getppid") >= 10, "{d:#}");
+    // Execs were not traced: no exec accounting to mislead.
+    assert!(d.get("trail").is_none(), "{d:#}");
     assert!(!counter_attached(), "still attached: {:?}", host_dirs());
     assert!(
         !host_dirs().is_empty(),
@@ -259,5 +261,6 @@ fn the_counter_detaches_when_the_last_counting_container_leaves() {
     go(&be);
     let d = deleted(&oci, &execs);
     assert!(d.get("syscalls").is_none(), "{d:#}");
+    assert!(d["trail"]["execs"].as_u64().unwrap() >= 1, "{d:#}");
     assert!(host_dirs().is_empty(), "{:?}", host_dirs());
 }

@@ -92,19 +92,17 @@ impl Reader {
         }
     }
 
-    /// The accounting the `exited` record carries: records written =
-    /// `execs` - `lost`.
-    pub fn counts(&self) -> serde_json::Value {
+    /// Adds what the `exited` record carries to its `details`: `trail`,
+    /// the exec accounting (records written = `execs` - `lost`) when execs
+    /// are traced; `syscalls` (name: count), `syscalls_total`, and
+    /// `syscalls_compat` (i386 names, when the 32-bit entry point was used)
+    /// when syscalls are counted.
+    pub fn add_counts(&self, details: &mut serde_json::Value) {
         match purple_ebpf::trail::counts(&self.reg) {
-            Ok(c) => json!({ "execs": c.execs, "lost": c.lost }),
-            Err(e) => json!({ "error": e.to_string() }),
+            Ok(c) if c.exec => details["trail"] = json!({ "execs": c.execs, "lost": c.lost }),
+            Ok(_) => {}
+            Err(e) => details["trail"] = json!({ "error": e.to_string() }),
         }
-    }
-
-    /// Adds the container's syscall counts to the `exited` record's
-    /// `details`: `syscalls` (name: count), `syscalls_total`, and
-    /// `syscalls_compat` (i386 names) when the 32-bit entry point was used.
-    pub fn add_syscalls(&self, details: &mut serde_json::Value) {
         let Some(pins) = &self.counted else { return };
         match purple_ebpf::trail::syscall_counts(pins) {
             Ok(c) => {
