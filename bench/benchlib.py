@@ -4,7 +4,7 @@ network plans and seccomp profiles, step timing, statistics, tables, plots.
 Standard library only, except `plot`, which needs matplotlib.
 
     benchlib.py plan N [SEED]                  network plan JSON, N deny rules (random /32 and /24)
-    benchlib.py config CONFIG [--plan FILE] [--record-allowed] [--trace-exec] [--seccomp] [--netns PATH] [--args A ...]
+    benchlib.py config CONFIG [--plan FILE] [--record-allowed] [--trace-exec] [--trace-syscalls] [--seccomp] [--netns PATH] [--args A ...]
     benchlib.py steps OUT.json N LABEL RUNTIME ROOT BUNDLE [LABEL RUNTIME ROOT BUNDLE ...]
     benchlib.py scale OUT.json N LABEL RUNTIME ROOT BUNDLE PREFIX
     benchlib.py hyperfine-table OUT.md BASELINE_NAME FILE.json ...
@@ -84,6 +84,10 @@ def config(argv):
         elif opt == "--trace-exec":
             cfg.setdefault("annotations", {})["io.purple.audit"] = json.dumps(
                 {"trace_exec": True}, separators=(",", ":"))
+            i += 1
+        elif opt == "--trace-syscalls":
+            cfg.setdefault("annotations", {})["io.purple.audit"] = json.dumps(
+                {"trace_syscalls": True}, separators=(",", ":"))
             i += 1
         elif opt == "--seccomp":
             cfg["linux"]["seccomp"] = seccomp()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark: lifecycle, ebpf, footprint, scale, netns, trail (about 5-10 minutes;
+# Runs every benchmark: lifecycle, ebpf, footprint, scale, netns, trail, syscalls (about 5-10 minutes;
 # results in bench/results/*.md, plot in docs/benchmarks-lifecycle.png).
 #
 #   sudo bench/run-all.sh            full run
@@ -11,7 +11,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case ${1:-} in ""|--smoke) ;; *) echo "usage: run-all.sh [--smoke]" >&2; exit 2 ;; esac
 failed=()
-for b in lifecycle ebpf footprint scale netns trail; do
+for b in lifecycle ebpf footprint scale netns trail syscalls; do
   start=$SECONDS
   if "$here/$b.sh" "$@"; then
     echo "[run-all] $b ok ($((SECONDS - start)) s)" >&2

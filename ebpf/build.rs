@@ -9,7 +9,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use purple_policy::limits::{MAX_PORT_RANGES, MAX_RULES, TRAIL_CONTAINERS, TRAIL_RING_BYTES};
+use purple_policy::limits::{
+    MAX_PORT_RANGES, MAX_RULES, TRAIL_CONTAINERS, TRAIL_RING_BYTES, TRAIL_SYSCALL_NRS,
+};
 
 fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -25,14 +27,21 @@ fn main() {
     );
     // The activity trail's object, loaded once per host apart from the
     // per-container network object; its atomics return values (BPF v3).
+    let mut trail = vec![
+        "-mcpu=v3".into(),
+        format!("-DPURPLE_TRAIL_RING_BYTES={TRAIL_RING_BYTES}"),
+        format!("-DPURPLE_TRAIL_CONTAINERS={TRAIL_CONTAINERS}"),
+        format!("-DPURPLE_TRAIL_SYSCALL_NRS={TRAIL_SYSCALL_NRS}"),
+    ];
+    // Only x86_64's task says where its syscall came in (TS_COMPAT); other
+    // targets count their native table alone.
+    if env::var("CARGO_CFG_TARGET_ARCH").unwrap() == "x86_64" {
+        trail.push("-DPURPLE_TRAIL_X86_COMPAT".into());
+    }
     compile(
         &src.join("trail/trail.bpf.c"),
         &out.join("trail.bpf.o"),
-        &[
-            "-mcpu=v3".into(),
-            format!("-DPURPLE_TRAIL_RING_BYTES={TRAIL_RING_BYTES}"),
-            format!("-DPURPLE_TRAIL_CONTAINERS={TRAIL_CONTAINERS}"),
-        ],
+        &trail,
     );
 }
 

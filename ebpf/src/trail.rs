@@ -1,6 +1,7 @@
 //! The activity trail: tracing programs loaded once per host, pinned under
 //! `/sys/fs/bpf/purple/_trail-<object hash>/`, that record what a traced
-//! container does (today: every `exec`) into a ring of its own.
+//! container does (every `exec`) into a ring of its own, and count its
+//! syscalls in an array of its own.
 //!
 //! A container is traced while its cgroup2 directory's id is a key of the
 //! host's `trail_cgroups` map; the programs find it among the current
@@ -13,7 +14,9 @@
 //! upgraded while old containers run never mixes programs and maps of two
 //! builds: each container's [`Registration`] names the directory it was
 //! registered in. The programs live while some container is traced: the
-//! last [`unregister`] unpins them. Registration and removal hold an
+//! last [`unregister`] unpins them. The syscall counter runs on every
+//! syscall of the host, so it is attached only while some container counts
+//! and detached when the last one leaves. Registration and removal hold an
 //! exclusive `flock` on Purple's pin root, so concurrent `create`s load the
 //! programs once.
 //!
@@ -21,12 +24,13 @@
 //! use std::path::Path;
 //! let pins = Path::new("/sys/fs/bpf/purple/demo");
 //! let reg = purple_ebpf::trail::registration(Path::new("/sys/fs/cgroup/unified/purple/demo"))?;
-//! purple_ebpf::trail::register(&reg, pins, purple_ebpf::trail::Traces { exec: true })?;
+//! purple_ebpf::trail::register(&reg, pins, purple_ebpf::trail::Traces { exec: true, syscalls: true })?;
 //! let mut ring = purple_ebpf::trail::open(pins)?;
 //! while let Some(item) = ring.next() {
 //!     println!("{:?}", purple_ebpf::trail::ExecEvent::parse(&item));
 //! }
 //! println!("{:?}", purple_ebpf::trail::counts(&reg)?);
+//! println!("{:?}", purple_ebpf::trail::syscall_counts(pins)?);
 //! purple_ebpf::trail::unregister(&reg)?;
 //! # Ok::<(), purple_ebpf::EbpfError>(())
 //! ```
@@ -37,10 +41,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, HashOfMaps, Map, MapData, MapError, RingBuf};
+use aya::maps::{HashMap, HashOfMaps, Map, MapData, MapError, PerCpuArray, RingBuf};
 use aya::programs::{links::FdLink, BtfTracePoint};
 use aya::{Btf, EbpfLoader};
-use purple_policy::limits::TRAIL_RING_BYTES;
+use purple_policy::limits::{TRAIL_RING_BYTES, TRAIL_SYSCALL_NRS};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -53,7 +57,15 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 pub const RING: &str = "trail";
 const CGROUPS: &str = "trail_cgroups";
 const RINGS: &str = "trail_rings";
+/// The container's syscall counts, in its own pin directory.
+pub const SYSCALLS: &str = "syscalls";
+const SYSCALL_MAPS: &str = "trail_syscalls";
 const EXEC_PROGRAM: &str = "purple_trail_exec";
+const SYSCALL_PROGRAM: &str = "purple_trail_syscall";
+/// The counter, loaded with the host directory and pinned unattached.
+const SYSCALL_PROG: &str = "prog_syscall";
+/// Pinned while some container counts syscalls.
+const SYSCALL_LINK: &str = "link_syscall";
 /// Pinned last: a host directory without it is a half-made one.
 const EXEC_LINK: &str = "link_exec";
 
@@ -65,11 +77,13 @@ const ON_EXEC: u32 = 0x1;
 pub struct Traces {
     /// `process.exec`: every program started.
     pub exec: bool,
+    /// Counts of every syscall, by number.
+    pub syscalls: bool,
 }
 
 impl Traces {
     pub fn any(self) -> bool {
-        self.exec
+        self.exec || self.syscalls
     }
 }
 
@@ -98,6 +112,8 @@ unsafe impl aya::Pod for CgroupEntry {}
 /// those found its ring full (records written = execs - lost).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Whether its execs are traced (the counts stay 0 otherwise).
+    pub exec: bool,
     pub execs: u64,
     pub lost: u64,
 }
@@ -160,7 +176,7 @@ fn ensure_host(root: &File, dir: &Path) -> Result<(), EbpfError> {
 fn load_host(dir: &Path) -> Result<(), EbpfError> {
     let btf = Btf::from_sys_fs().map_err(|e| EbpfError::Pin(format!("kernel BTF: {e}")))?;
     let mut ebpf = EbpfLoader::new().btf(Some(&btf)).load(OBJECT)?;
-    for name in [CGROUPS, RINGS] {
+    for name in [CGROUPS, RINGS, SYSCALL_MAPS] {
         let map = ebpf.map(name).ok_or(EbpfError::Missing(name))?;
         map.pin(dir.join(name))
             .map_err(|e| EbpfError::Pin(format!("map {name}: {e}")))?;
@@ -171,10 +187,52 @@ fn load_host(dir: &Path) -> Result<(), EbpfError> {
         .try_into()?;
     prog.load("sched_process_exec", &btf)?;
     let id = prog.attach()?;
-    let link: FdLink = prog.take_link(id)?.into();
-    link.pin(dir.join(EXEC_LINK))
+    let exec_link: FdLink = prog.take_link(id)?.into();
+    let counter: &mut BtfTracePoint = ebpf
+        .program_mut(SYSCALL_PROGRAM)
+        .ok_or(EbpfError::Missing(SYSCALL_PROGRAM))?
+        .try_into()?;
+    counter.load("sys_enter", &btf)?;
+    counter
+        .pin(dir.join(SYSCALL_PROG))
+        .map_err(|e| EbpfError::Pin(format!("program {SYSCALL_PROGRAM}: {e}")))?;
+    exec_link
+        .pin(dir.join(EXEC_LINK))
         .map_err(|e| EbpfError::Pin(format!("link {EXEC_PROGRAM}: {e}")))?;
     Ok(())
+}
+
+/// Attaches the host's syscall counter unless it is.
+fn ensure_counting(dir: &Path) -> Result<(), EbpfError> {
+    if dir.join(SYSCALL_LINK).exists() {
+        return Ok(());
+    }
+    let mut prog = BtfTracePoint::from_pin(dir.join(SYSCALL_PROG))?;
+    let id = prog.attach()?;
+    let link: FdLink = prog.take_link(id)?.into();
+    link.pin(dir.join(SYSCALL_LINK))
+        .map_err(|e| EbpfError::Pin(format!("link {SYSCALL_PROGRAM}: {e}")))?;
+    Ok(())
+}
+
+/// A map made to match the template of a host map-of-maps' values,
+/// pinned at `pin` (named after it).
+fn inner_map(
+    kind: aya_obj::generated::bpf_map_type,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    pin: &Path,
+) -> Result<MapData, EbpfError> {
+    let name = pin.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let map = MapData::create(
+        aya_obj::Map::new_from_params(kind as u32, key_size, value_size, max_entries, 0),
+        name,
+        None,
+    )?;
+    map.pin(pin)
+        .map_err(|e| EbpfError::Pin(format!("map {name}: {e}")))?;
+    Ok(map)
 }
 
 /// Where the container whose cgroup2 directory is `cgroup_dir` will be
@@ -207,24 +265,32 @@ pub fn register(reg: &Registration, pin_dir: &Path, traces: Traces) -> Result<()
 fn add(root: &File, reg: &Registration, pin_dir: &Path, traces: Traces) -> Result<(), EbpfError> {
     make_pin_dir(pin_dir)?;
     ensure_host(root, &reg.host_dir)?;
-    // The inner map must match the template of trail_rings: a ring buffer
-    // of the same size.
-    let ring = MapData::create(
-        aya_obj::Map::new_from_params(
-            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
-            0,
-            0,
-            TRAIL_RING_BYTES as u32,
-            0,
-        ),
-        RING,
-        None,
+    use aya_obj::generated::bpf_map_type::{BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_RINGBUF};
+    // Inner maps must match their slot's template: a ring buffer of the
+    // same size; a per-CPU array of u64 per syscall number and entry point.
+    let ring = inner_map(
+        BPF_MAP_TYPE_RINGBUF,
+        0,
+        0,
+        TRAIL_RING_BYTES as u32,
+        &pin_dir.join(RING),
     )?;
-    ring.pin(pin_dir.join(RING))
-        .map_err(|e| EbpfError::Pin(format!("map {RING}: {e}")))?;
     let mut rings: HashOfMaps<MapData, u64> =
         HashOfMaps::try_from(open_map(&reg.host_dir, RINGS)?)?;
     rings.insert(reg.cgroup_id, &ring, 0)?;
+    if traces.syscalls {
+        let counts = inner_map(
+            BPF_MAP_TYPE_PERCPU_ARRAY,
+            4,
+            8,
+            2 * TRAIL_SYSCALL_NRS as u32,
+            &pin_dir.join(SYSCALLS),
+        )?;
+        let mut all: HashOfMaps<MapData, u64> =
+            HashOfMaps::try_from(open_map(&reg.host_dir, SYSCALL_MAPS)?)?;
+        all.insert(reg.cgroup_id, &counts, 0)?;
+        ensure_counting(&reg.host_dir)?;
+    }
     // Last: the programs only record for a container whose ring is there.
     let entry = CgroupEntry {
         flags: if traces.exec { ON_EXEC } else { 0 },
@@ -237,6 +303,8 @@ fn add(root: &File, reg: &Registration, pin_dir: &Path, traces: Traces) -> Resul
 fn ignore_missing(r: Result<(), MapError>) -> Result<(), EbpfError> {
     match r {
         Err(MapError::KeyNotFound) => Ok(()),
+        // What bpf_map_delete_elem says of a key that is not there.
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         other => Ok(other?),
     }
 }
@@ -246,11 +314,8 @@ fn ignore_missing(r: Result<(), MapError>) -> Result<(), EbpfError> {
 /// traced. Missing pieces are fine: it runs after partial failures too.
 fn remove(reg: &Registration, pin_dir: Option<&Path>) -> Result<(), EbpfError> {
     if let Some(dir) = pin_dir {
-        match fs::remove_file(dir.join(RING)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_err(format!("unpin {}", dir.join(RING).display()))(e))
-            }
-            _ => {}
+        for name in [RING, SYSCALLS] {
+            unpin(&dir.join(name))?;
         }
     }
     if !reg.host_dir.join(CGROUPS).exists() {
@@ -262,6 +327,15 @@ fn remove(reg: &Registration, pin_dir: Option<&Path>) -> Result<(), EbpfError> {
         let mut rings: HashOfMaps<MapData, u64> =
             HashOfMaps::try_from(open_map(&reg.host_dir, RINGS)?)?;
         ignore_missing(rings.remove(&reg.cgroup_id))?;
+    }
+    if reg.host_dir.join(SYSCALL_MAPS).exists() {
+        let mut all: HashOfMaps<MapData, u64> =
+            HashOfMaps::try_from(open_map(&reg.host_dir, SYSCALL_MAPS)?)?;
+        ignore_missing(all.remove(&reg.cgroup_id))?;
+        // The last counting container gone: host processes stop paying.
+        if all.keys().next().is_none() {
+            unpin(&reg.host_dir.join(SYSCALL_LINK))?;
+        }
     }
     if cg.keys().next().is_none() {
         remove_dir(&reg.host_dir)?;
@@ -281,6 +355,7 @@ pub fn unregister(reg: &Registration) -> Result<(), EbpfError> {
 pub fn counts(reg: &Registration) -> Result<Counts, EbpfError> {
     let e = cgroups(&reg.host_dir)?.get(&reg.cgroup_id, 0)?;
     Ok(Counts {
+        exec: e.flags & ON_EXEC != 0,
         execs: e.execs,
         lost: e.lost,
     })
@@ -289,6 +364,43 @@ pub fn counts(reg: &Registration) -> Result<Counts, EbpfError> {
 /// Opens the container's ring pinned in `pin_dir` (for its supervisor).
 pub fn open(pin_dir: &Path) -> Result<RingBuf<MapData>, EbpfError> {
     Ok(RingBuf::try_from(open_map(pin_dir, RING)?)?)
+}
+
+fn unpin(path: &Path) -> Result<(), EbpfError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(io_err(format!("unpin {}", path.display()))(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A container's syscall counts: `(number, count)` of every number
+/// called, native and 32-bit entry points apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyscallCounts {
+    pub native: Vec<(u32, u64)>,
+    /// Calls through the 32-bit entry point (`int 0x80`, compat), by i386
+    /// number; always empty on targets other than x86_64.
+    pub compat: Vec<(u32, u64)>,
+}
+
+/// The counts so far of the container whose array is pinned in `pin_dir`.
+pub fn syscall_counts(pin_dir: &Path) -> Result<SyscallCounts, EbpfError> {
+    let map: PerCpuArray<MapData, u64> = PerCpuArray::try_from(open_map(pin_dir, SYSCALLS)?)?;
+    let mut out = SyscallCounts::default();
+    for (slot, per_cpu) in map.iter().enumerate() {
+        let n: u64 = per_cpu?.iter().sum();
+        if n == 0 {
+            continue;
+        }
+        let (list, nr) = match slot.checked_sub(TRAIL_SYSCALL_NRS) {
+            None => (&mut out.native, slot),
+            Some(nr) => (&mut out.compat, nr),
+        };
+        list.push((nr as u32, n));
+    }
+    Ok(out)
 }
 
 fn remove_dir(dir: &Path) -> Result<(), EbpfError> {

@@ -10,3 +10,6 @@ pub const MAX_PORT_RANGES: usize = 8;
 pub const TRAIL_RING_BYTES: usize = 1 << 20;
 /// Containers the host's activity trail can follow at once.
 pub const TRAIL_CONTAINERS: usize = 4096;
+/// Syscall numbers counted per entry point (`trace_syscalls`): above
+/// x86_64's and i386's tables (both end below 470 in Linux 6.18).
+pub const TRAIL_SYSCALL_NRS: usize = 512;

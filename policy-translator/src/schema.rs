@@ -255,6 +255,9 @@ pub struct Audit {
     pub on_failure: crate::supervision::OnFailure,
     /// The log's budget in bytes (`audit.max_size`).
     pub max_size: Option<u64>,
+    /// Count the sandbox's syscalls (`ebpf_monitoring.trace_syscalls`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trace_syscalls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -30,6 +30,10 @@ pub struct AuditPlan {
     /// the host's trail programs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trace_exec: bool,
+    /// Count the sandbox's syscalls by number, in the kernel; the `exited`
+    /// record carries them by name (`syscalls`, `syscalls_total`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trace_syscalls: bool,
     #[serde(default, skip_serializing_if = "Alerts::is_empty")]
     pub alerts: Alerts,
     /// What the supervisor does when records cannot be written.

@@ -482,6 +482,7 @@ pub fn audit_plan(a: &Audit) -> AuditPlan {
         log_path: a.log_path.clone(),
         record_allowed: a.record.iter().any(|r| r == "network.allowed"),
         trace_exec: a.record.iter().any(|r| r == "process.exec"),
+        trace_syscalls: a.trace_syscalls,
         alerts: a.alerts.clone(),
         on_failure: a.on_failure,
         max_size: a.max_size,

@@ -49,14 +49,26 @@ fn trace_exec_and_trace_network_reach_the_audit_plan() {
 }
 
 #[test]
+fn trace_syscalls_reaches_the_audit_plan_and_nothing_else() {
+    let plan = audit_plan("ebpf_monitoring:\n  trace_syscalls: true\n");
+    assert!(plan.trace_syscalls && !plan.trace_exec, "{plan:?}");
+    let (p, warnings) = load("ebpf_monitoring:\n  trace_syscalls: true\n").unwrap();
+    assert!(warnings.is_empty(), "{warnings}");
+    // Counts are no record kind: the exited record carries them.
+    assert!(p.audit.record.is_empty());
+    assert!(!audit_plan("ebpf_monitoring:\n  trace_syscalls: false\n").trace_syscalls);
+    assert!(!audit_plan("").trace_syscalls);
+    let err = load("ebpf_monitoring:\n  trace_syscalls: 3\n").unwrap_err();
+    assert!(err.contains("ebpf_monitoring.trace_syscalls"), "{err}");
+}
+
+#[test]
 fn unimplemented_traces_warn_and_bad_values_name_the_field() {
-    let (p, warnings) =
-        load("ebpf_monitoring:\n  trace_files: true\n  trace_syscalls: true\n").unwrap();
+    let (p, warnings) = load("ebpf_monitoring:\n  trace_files: true\n").unwrap();
     assert!(
         warnings.contains("trace_files") && warnings.contains("not implemented"),
         "{warnings}"
     );
-    assert!(warnings.contains("trace_syscalls"), "{warnings}");
     assert!(p.audit.record.is_empty());
     let err = load("ebpf_monitoring:\n  trace_exec: yes please\n").unwrap_err();
     assert!(err.contains("ebpf_monitoring.trace_exec"), "{err}");

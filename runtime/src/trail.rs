@@ -4,9 +4,10 @@
 //! removed by `delete`. The programs and maps are `purple_ebpf::trail`'s.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aya::maps::{MapData, RingBuf};
+use libseccomp::{ScmpArch, ScmpSyscall};
 use purple_ebpf::trail::{ExecEvent, Registration, Traces};
 use purple_policy::supervision::AuditPlan;
 use serde_json::json;
@@ -15,9 +16,9 @@ use crate::audit::{Entry, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrailError {
-    #[error("ebpf_monitoring.trace_exec needs a cgroup2 hierarchy to tell the sandbox's processes from the host's, and this host has none (`purple doctor` says what it lacks)")]
+    #[error("ebpf_monitoring.trace_exec and trace_syscalls need a cgroup2 hierarchy to tell the sandbox's processes from the host's, and this host has none (`purple doctor` says what it lacks)")]
     NoCgroup2,
-    #[error("cannot start the activity trail (ebpf_monitoring.trace_exec): {0} (`purple doctor` checks this host's BPF support)")]
+    #[error("cannot start the activity trail (ebpf_monitoring.trace_exec, trace_syscalls): {0} (`purple doctor` checks this host's BPF support)")]
     Ebpf(#[from] purple_ebpf::EbpfError),
 }
 
@@ -25,6 +26,7 @@ pub enum TrailError {
 pub fn traces(plan: &AuditPlan) -> Traces {
     Traces {
         exec: plan.trace_exec,
+        syscalls: plan.trace_syscalls,
     }
 }
 
@@ -51,6 +53,8 @@ pub fn register(reg: &Registration, pin_dir: &Path, plan: &AuditPlan) -> Result<
 pub struct Reader {
     reg: Registration,
     ring: RingBuf<MapData>,
+    /// The pin directory, when the container counts its syscalls.
+    counted: Option<PathBuf>,
     uids: IdMap,
     gids: IdMap,
 }
@@ -65,6 +69,10 @@ impl Reader {
         Ok(Self {
             reg,
             ring: purple_ebpf::trail::open(pins)?,
+            counted: pins
+                .join(purple_ebpf::trail::SYSCALLS)
+                .exists()
+                .then(|| pins.to_owned()),
             uids,
             gids,
         })
@@ -84,14 +92,46 @@ impl Reader {
         }
     }
 
-    /// The accounting the `exited` record carries: records written =
-    /// `execs` - `lost`.
-    pub fn counts(&self) -> serde_json::Value {
+    /// Adds what the `exited` record carries to its `details`: `trail`,
+    /// the exec accounting (records written = `execs` - `lost`) when execs
+    /// are traced; `syscalls` (name: count), `syscalls_total`, and
+    /// `syscalls_compat` (i386 names, when the 32-bit entry point was used)
+    /// when syscalls are counted.
+    pub fn add_counts(&self, details: &mut serde_json::Value) {
         match purple_ebpf::trail::counts(&self.reg) {
-            Ok(c) => json!({ "execs": c.execs, "lost": c.lost }),
-            Err(e) => json!({ "error": e.to_string() }),
+            Ok(c) if c.exec => details["trail"] = json!({ "execs": c.execs, "lost": c.lost }),
+            Ok(_) => {}
+            Err(e) => details["trail"] = json!({ "error": e.to_string() }),
+        }
+        let Some(pins) = &self.counted else { return };
+        match purple_ebpf::trail::syscall_counts(pins) {
+            Ok(c) => {
+                let total: u64 = c.native.iter().chain(&c.compat).map(|(_, n)| n).sum();
+                details["syscalls"] = by_name(&c.native, ScmpArch::native());
+                details["syscalls_total"] = json!(total);
+                if !c.compat.is_empty() {
+                    details["syscalls_compat"] = by_name(&c.compat, ScmpArch::X86);
+                }
+            }
+            Err(e) => details["syscalls_error"] = json!(e.to_string()),
         }
     }
+}
+
+/// `{name: count}`, names from libseccomp's table of `arch`; a number it
+/// does not name stays a number, as `nr_N`.
+fn by_name(counts: &[(u32, u64)], arch: ScmpArch) -> serde_json::Value {
+    counts
+        .iter()
+        .map(|&(nr, n)| {
+            let name = i32::try_from(nr)
+                .ok()
+                .and_then(|nr| ScmpSyscall::from(nr).get_name_by_arch(arch).ok())
+                .unwrap_or_else(|| format!("nr_{nr}"));
+            (name, json!(n))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// A user namespace's id map (`/proc/<pid>/uid_map` lines: inside, host,
@@ -170,6 +210,15 @@ mod tests {
         assert_eq!(m.inside(165536), None);
         let host = IdMap::parse("0 0 4294967295\n");
         assert_eq!(host.inside(1000), Some(1000));
+    }
+
+    #[test]
+    fn syscalls_are_named_by_the_arch_table_and_unknown_numbers_kept() {
+        let v = by_name(&[(0, 5), (39, 7), (500, 1)], ScmpArch::X8664);
+        assert_eq!(v, json!({"read": 5, "getpid": 7, "nr_500": 1}));
+        // The same numbers through the 32-bit entry point are other calls.
+        let v = by_name(&[(3, 2), (20, 1)], ScmpArch::X86);
+        assert_eq!(v, json!({"read": 2, "getpid": 1}));
     }
 
     #[test]

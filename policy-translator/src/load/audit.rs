@@ -113,6 +113,7 @@ pub(super) fn audit(d: &mut Decoder, f: &Fields) -> Audit {
             .and_then(|n| absolute(d, n, &f.path("log_path"))),
         record,
         alerts,
+        trace_syscalls: false,
     }
 }
 

@@ -147,11 +147,13 @@ fn policy(d: &mut Decoder, n: &Node, ctx: &Context) -> Option<Policy> {
     let capabilities = section(d, &f, "capabilities", &CAPABILITIES, capabilities);
     let network = section(d, &f, "network", &NETWORK, network);
     let mut audit = section(d, &f, "audit", &AUDIT, audit);
-    for kind in section(d, &f, "ebpf_monitoring", &MONITORING, monitoring) {
+    let traces = section(d, &f, "ebpf_monitoring", &MONITORING, monitoring);
+    for kind in traces.kinds {
         if !audit.record.contains(&kind) {
             audit.record.push(kind);
         }
     }
+    audit.trace_syscalls = traces.syscalls;
     let environment = f
         .get("environment")
         .map(|n| environment(d, n))

@@ -1,26 +1,35 @@
-//! `ebpf_monitoring`: which kernel traces are on. Each one is an optional
-//! record kind of the audit trail, so the section only adds kinds to
-//! `audit.record`: one representation downstream.
+//! `ebpf_monitoring`: which kernel traces are on. Each trace that makes
+//! records is an optional record kind of the audit trail, so the section
+//! adds kinds to `audit.record`: one representation downstream. Syscall
+//! counts are no record of their own (the `exited` record carries them).
 
 use crate::decode::{Decoder, Fields, Inert, Shape};
 
 pub(super) const MONITORING: Shape = Shape {
-    fields: &["trace_exec", "trace_network", "correlation_enabled"],
+    fields: &[
+        "trace_exec",
+        "trace_network",
+        "trace_syscalls",
+        "correlation_enabled",
+    ],
     renamed: &[],
     inert: &[
         Inert {
             key: "trace_files",
             why: "file records are not implemented yet (issue 17); `filesystem` decides what the sandbox can reach",
         },
-        Inert {
-            key: "trace_syscalls",
-            why: "per-syscall counts are not implemented yet (issue 17); denied calls are recorded as syscall.denied",
-        },
     ],
 };
 
-/// The record kinds the section turns on, in `audit.record`'s terms.
-pub(super) fn monitoring(d: &mut Decoder, f: &Fields) -> Vec<String> {
+/// What the section turns on.
+pub(super) struct Traces {
+    /// Record kinds, in `audit.record`'s terms.
+    pub kinds: Vec<String>,
+    /// Per-syscall counts in the `exited` record.
+    pub syscalls: bool,
+}
+
+pub(super) fn monitoring(d: &mut Decoder, f: &Fields) -> Traces {
     let mut kinds = Vec::new();
     for (field, kind) in [
         ("trace_exec", "process.exec"),
@@ -42,5 +51,8 @@ pub(super) fn monitoring(d: &mut Decoder, f: &Fields) -> Vec<String> {
             );
         }
     }
-    kinds
+    let syscalls = f
+        .get("trace_syscalls")
+        .is_some_and(|n| d.bool(n, &f.path("trace_syscalls")) == Some(true));
+    Traces { kinds, syscalls }
 }

@@ -560,7 +560,13 @@ pub struct Summary {
     pub lifecycle: Vec<String>,
     /// What went through the LLM gateway (`llm.request` records).
     pub llm: LlmTotals,
+    /// Syscall counts of the `exited` records (`trace_syscalls`), by name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub syscalls: std::collections::BTreeMap<String, u64>,
 }
+
+/// Syscalls `purple audit summary` names; the JSON form has them all.
+const TOP_SYSCALLS: usize = 10;
 
 /// The sums of a log's `llm.request` records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -607,6 +613,9 @@ impl Summary {
                         (_, Value::String(sig)) => format!("{event} ({sig})"),
                         _ => event.to_owned(),
                     });
+                for (name, n) in r.details["syscalls"].as_object().into_iter().flatten() {
+                    *s.syscalls.entry(name.clone()).or_default() += n.as_u64().unwrap_or(0);
+                }
                 continue;
             }
             if r.kind == Kind::LlmRequest.as_str() {
@@ -649,6 +658,15 @@ impl std::fmt::Display for Summary {
         }
         if !self.lifecycle.is_empty() {
             writeln!(f, "lifecycle: {}", self.lifecycle.join(", "))?;
+        }
+        if !self.syscalls.is_empty() {
+            let mut top: Vec<(&String, &u64)> = self.syscalls.iter().collect();
+            top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let total: u64 = top.iter().map(|(_, n)| *n).sum();
+            writeln!(f, "syscalls: {total} ({} kinds)", top.len())?;
+            for (name, n) in top.into_iter().take(TOP_SYSCALLS) {
+                writeln!(f, "  {name:<20} {n:>8}")?;
+            }
         }
         let l = &self.llm;
         if l.requests > 0 {
@@ -847,6 +865,39 @@ mod tests {
         let text = s.to_string();
         assert!(text.starts_with("7 records, 6 violations\n"), "{text}");
         assert!(text.contains("lifecycle: started, exited (code 2)"));
+    }
+
+    #[test]
+    fn summary_sums_the_syscall_counts_and_names_the_top_ones() {
+        let (_d, p) = log_with(0);
+        let mut log = AuditLog::open(&p, "c1", None).unwrap();
+        let counts: serde_json::Map<String, Value> = (0..12)
+            .map(|i| (format!("call{i:02}"), json!(100 + i)))
+            .collect();
+        log.append(&[
+            Entry::new(
+                Kind::Lifecycle,
+                json!({"event": "exited", "syscalls": counts}),
+            ),
+            Entry::new(
+                Kind::Lifecycle,
+                json!({"event": "exited", "syscalls": {"call00": 1}}),
+            ),
+        ])
+        .unwrap();
+        let s = summary(&p).unwrap();
+        assert_eq!(s.syscalls["call00"], 101);
+        assert_eq!(s.syscalls.len(), 12);
+        let text = s.to_string();
+        assert!(
+            text.contains("syscalls: 1267 (12 kinds)\n  call11"),
+            "{text}"
+        );
+        // The ten most called only: call00 and call01 (101) are cut.
+        assert!(
+            text.contains("call02") && !text.contains("call01"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -534,7 +534,7 @@ fn run(plan: &Plan, parts: Parts) -> Result<bool, AuditError> {
                 let mut details = exit_status.take().unwrap_or_else(|| json!({}));
                 details["event"] = json!("exited");
                 if let Some(t) = &trail {
-                    details["trail"] = t.counts();
+                    t.add_counts(&mut details);
                 }
                 if dropped > 0 {
                     details["output_dropped"] = json!(dropped);

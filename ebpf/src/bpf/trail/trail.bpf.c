@@ -5,5 +5,6 @@
  * container of the current task by its cgroup ancestry.
  */
 #include "exec.h"
+#include "syscalls.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
