@@ -263,6 +263,32 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
     .unwrap();
     assert_eq!(s["rules"]["syscall.denied"]["seccomp #1 SCMP_ACT_ERRNO"], 2);
 
+    // OCSF for a SIEM: a Detection Finding per denied call, the lifecycle
+    // as Application Lifecycle, no event for the log's own checkpoints,
+    // each tied to its record by the ID and the sequence number.
+    let ocsf = stdout_ok(run_purple(&oci, &["audit", &id, "--format", "ocsf"]));
+    let events: Vec<serde_json::Value> = ocsf
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let all = stdout_ok(run_purple(&oci, &["audit", &id, "--json"]));
+    let checkpoints = all.matches("\"kind\":\"audit.checkpoint\"").count();
+    assert_eq!(events.len(), all.lines().count() - checkpoints, "{ocsf}");
+    let findings: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["class_uid"] == 2004).collect();
+    assert_eq!(findings.len(), 2, "{ocsf}");
+    assert_eq!(findings[0]["finding_info"]["title"], "syscall.denied: mkdir");
+    assert_eq!(findings[0]["firewall_rule"]["name"], "seccomp #1 SCMP_ACT_ERRNO");
+    assert_eq!(findings[0]["disposition_id"], 2);
+    for e in &events {
+        let seq = &e["unmapped"]["purple"]["seq"];
+        assert_eq!(e["metadata"]["uid"], format!("{id}:{seq}"));
+        assert_eq!(e["metadata"]["version"], "1.3.0");
+    }
+    assert!(events.iter().any(|e| e["class_uid"] == 6002 && e["activity_id"] == 3));
+    let both = run_purple(&oci, &["audit", &id, "--json", "--format", "ocsf"]);
+    assert_eq!(both.status.code(), Some(2));
+
     oci.ok(&["delete", "--force", &id]);
     // --follow ends by itself once the container is deleted.
     let followed = follower.wait_with_output().unwrap();

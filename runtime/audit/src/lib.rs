@@ -18,6 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod kind;
+pub mod ocsf;
 pub mod seal;
 pub mod tree;
 

@@ -17,6 +17,7 @@ use crate::container::Runtime;
 ///   purple audit agent-1
 ///   purple audit agent-1 --kind syscall.denied --since 10m
 ///   purple audit --path /var/log/purple/agent-1.jsonl --follow --json
+///   purple audit agent-1 --format ocsf
 ///   purple audit summary agent-1
 ///   purple audit tree agent-1
 #[derive(clap::Args, Debug)]
@@ -35,9 +36,20 @@ pub struct Args {
     /// Keep printing records as they are written, until the container is deleted.
     #[arg(short, long)]
     follow: bool,
-    /// One JSON record per line instead of a table.
-    #[arg(long)]
+    /// One JSON record per line instead of a table (`--format json`).
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// How records are printed: a table, Purple's JSON records, or OCSF
+    /// events (one JSON object per line, for a SIEM).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+    Ocsf,
 }
 
 /// Which log: a container's (by ID, under --root) or a file.
@@ -153,7 +165,8 @@ pub fn audit(args: Args, root: &Path) -> Result<i32> {
                 kinds: args.kind,
                 since: args.since.as_deref().map(since).transpose()?,
             };
-            show(&args.source.resolve(root)?, &filter, args.follow, args.json)
+            let format = if args.json { Format::Json } else { args.format };
+            show(&args.source.resolve(root)?, &filter, args.follow, format)
         }
     }
 }
@@ -304,23 +317,27 @@ fn row(r: &Record) -> String {
     crate::escape::for_terminal(&line).into_owned()
 }
 
-fn print(out: &mut impl Write, records: &[Record], filter: &Filter, json: bool) -> Result<()> {
+fn print(out: &mut impl Write, records: &[Record], filter: &Filter, format: Format) -> Result<()> {
     for r in records.iter().filter(|r| filter.keeps(r)) {
-        if json {
-            writeln!(out, "{}", serde_json::to_string(r)?)?;
-        } else {
-            writeln!(out, "{}", row(r))?;
+        match format {
+            Format::Json => writeln!(out, "{}", serde_json::to_string(r)?)?,
+            Format::Table => writeln!(out, "{}", row(r))?,
+            Format::Ocsf => {
+                if let Some(e) = audit::ocsf::event(r) {
+                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                }
+            }
         }
     }
     out.flush()?;
     Ok(())
 }
 
-fn show(path: &Path, filter: &Filter, follow: bool, json: bool) -> Result<i32> {
+fn show(path: &Path, filter: &Filter, follow: bool, format: Format) -> Result<i32> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("audit log {}", path.display()))?;
     let mut out = std::io::stdout().lock();
-    if !json {
+    if format == Format::Table {
         writeln!(
             out,
             "{:>5}  {:<23}  {:<16}  {:>7}  {:<15}  {:<30}  DETAILS",
@@ -339,7 +356,7 @@ fn show(path: &Path, filter: &Filter, follow: bool, json: bool) -> Result<i32> {
         let records = audit::parse_lines(path, &pending[..end], lines)?;
         lines += records.len();
         pending.drain(..end);
-        print(&mut out, &records, filter, json)?;
+        print(&mut out, &records, filter, format)?;
         let deleted = records
             .iter()
             .any(|r| r.kind == Kind::Lifecycle.as_str() && r.details["event"] == "deleted");
