@@ -238,3 +238,41 @@ fn the_open_log_of_a_killed_supervisor_names_its_unsigned_tail() {
     assert_eq!(code, 0, "{said}");
     fs::remove_file(&log).unwrap();
 }
+
+/// Retention through a real delete: a sealed log older than the host's
+/// limit (Purple's default, 30 days) is gone; one without a seal stays
+/// whatever its age (its container may still run, or its end was cut: both
+/// evidence); a recent sealed one stays.
+#[test]
+fn delete_prunes_old_sealed_logs_and_never_an_open_one() {
+    let dir = Path::new(audit::LOG_DIR).join(unique_id("retention"));
+    fs::create_dir_all(&dir).unwrap();
+    let (_oci, _id, sealed) = finished_log();
+    let text = fs::read_to_string(&sealed).unwrap();
+    let aged = |name: &str, text: &str, days: u64| {
+        let p = dir.join(name);
+        fs::write(&p, text).unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        p
+    };
+    let old = aged("old.jsonl", &text, 45);
+    let recent = aged("recent.jsonl", &text, 2);
+    // Without its last two lines (`deleted` and the seal): never pruned.
+    let cut: Vec<&str> = text.lines().collect();
+    let cut = cut[..cut.len() - 2].join("\n") + "\n";
+    let open = aged("open.jsonl", &cut, 400);
+
+    let (_oci, _id, log) = finished_log();
+    assert!(!old.exists(), "a sealed log of 45 days survived a delete");
+    assert!(open.exists() && recent.exists());
+    assert!(log.exists() && sealed.exists());
+    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_file(&log);
+    let _ = fs::remove_file(&sealed);
+}

@@ -277,15 +277,23 @@ fn purple_audit_shows_filters_follows_summarises_and_verifies() {
     let findings: Vec<&serde_json::Value> =
         events.iter().filter(|e| e["class_uid"] == 2004).collect();
     assert_eq!(findings.len(), 2, "{ocsf}");
-    assert_eq!(findings[0]["finding_info"]["title"], "syscall.denied: mkdir");
-    assert_eq!(findings[0]["firewall_rule"]["name"], "seccomp #1 SCMP_ACT_ERRNO");
+    assert_eq!(
+        findings[0]["finding_info"]["title"],
+        "syscall.denied: mkdir"
+    );
+    assert_eq!(
+        findings[0]["firewall_rule"]["name"],
+        "seccomp #1 SCMP_ACT_ERRNO"
+    );
     assert_eq!(findings[0]["disposition_id"], 2);
     for e in &events {
         let seq = &e["unmapped"]["purple"]["seq"];
         assert_eq!(e["metadata"]["uid"], format!("{id}:{seq}"));
         assert_eq!(e["metadata"]["version"], "1.3.0");
     }
-    assert!(events.iter().any(|e| e["class_uid"] == 6002 && e["activity_id"] == 3));
+    assert!(events
+        .iter()
+        .any(|e| e["class_uid"] == 6002 && e["activity_id"] == 3));
     let both = run_purple(&oci, &["audit", &id, "--json", "--format", "ocsf"]);
     assert_eq!(both.status.code(), Some(2));
 

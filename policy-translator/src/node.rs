@@ -9,6 +9,9 @@
 //! profile_dir: /etc/purple/policies
 //! handlers:                       # containerd runtime handlers (RuntimeClasses)
 //!   purple-secure-agent: secure-agent
+//! log_retention:                  # closed audit logs under /var/log/purple
+//!   max_age: 30d
+//!   max_total_size: 1G
 //! ```
 //!
 //! A handler is a link named after it to `purple-oci` (the runc shim's
@@ -38,10 +41,36 @@ const TOP: Shape = Shape {
         "annotations",
         "profile_dir",
         "handlers",
+        "log_retention",
     ],
     renamed: &[],
     inert: &[],
 };
+
+const RETENTION: Shape = Shape {
+    fields: &["max_age", "max_total_size"],
+    renamed: &[],
+    inert: &[],
+};
+
+/// How long the audit logs of deleted containers are kept under the log
+/// root: sealed logs older than `max_age_seconds` go, then the oldest sealed
+/// ones while all logs together hold more than `max_total_bytes`. Defaults
+/// that keep a busy host's disk bounded: 30 days, 1 GiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_seconds: u64,
+    pub max_total_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age_seconds: 30 * 86_400,
+            max_total_bytes: 1 << 30,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -84,6 +113,7 @@ pub struct Node {
     pub honoured: Vec<String>,
     /// containerd runtime handlers and their profiles.
     pub handlers: Vec<(String, Box<Policy>)>,
+    pub retention: Retention,
 }
 
 impl Default for Node {
@@ -96,6 +126,7 @@ impl Default for Node {
             floor: Floor::Default,
             honoured: BUNDLE_ANNOTATIONS.iter().map(|s| s.to_string()).collect(),
             handlers: Vec::new(),
+            retention: Retention::default(),
         }
     }
 }
@@ -229,6 +260,22 @@ fn decode(d: &mut Decoder, n: &YamlNode, file: &Path) -> Option<Node> {
                     format!("{key:?} is no annotation Purple reads from a bundle"),
                     format!("use some of: {}", BUNDLE_ANNOTATIONS.join(", ")),
                 );
+            }
+        }
+    }
+    if let Some(n) = f.get("log_retention") {
+        if let Some(r) = d.fields(n, "log_retention", &RETENTION) {
+            if let Some(age) = r.get("max_age") {
+                let path = r.path("max_age");
+                if let Some(v) = d.unit(age, &path, crate::units::parse_duration) {
+                    node.retention.max_age_seconds = v;
+                }
+            }
+            if let Some(size) = r.get("max_total_size") {
+                let path = r.path("max_total_size");
+                if let Some(v) = d.unit(size, &path, crate::units::parse_size) {
+                    node.retention.max_total_bytes = v;
+                }
             }
         }
     }
@@ -372,6 +419,26 @@ mod tests {
         let empty = parse("{}").unwrap();
         assert!(matches!(empty.floor, Floor::Default));
         assert_eq!(empty.honoured.len(), BUNDLE_ANNOTATIONS.len());
+    }
+
+    #[test]
+    fn log_retention_reads_with_units_and_defaults() {
+        assert_eq!(parse("{}").unwrap().retention, Retention::default());
+        let n = parse("log_retention: { max_age: 7d, max_total_size: 200M }\n").unwrap();
+        assert_eq!(
+            n.retention,
+            Retention {
+                max_age_seconds: 7 * 86_400,
+                max_total_bytes: 200 << 20,
+            }
+        );
+        let e = parse("log_retention:\n  max_age: forever\n").unwrap_err();
+        assert!(
+            e.contains(":2:12") && e.contains("log_retention.max_age"),
+            "{e}"
+        );
+        let e = parse("log_retention: { keep: 3 }\n").unwrap_err();
+        assert!(e.contains("keep"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 mod kind;
 pub mod ocsf;
+pub mod retention;
 pub mod seal;
 pub mod tree;
 

@@ -119,7 +119,36 @@ impl Runtime {
         for dir in [self.state_dir(id), self.purple_dir(id), self.run_bundle(id)] {
             remove_dir(&dir)?;
         }
+        if how == Purge::Delete {
+            self.prune_logs();
+        }
         Ok(())
+    }
+
+    /// Applies the node's log retention once a log is sealed. Best effort:
+    /// a log that cannot be removed now is removed by a later delete.
+    fn prune_logs(&self) {
+        let retention = match &self.node.source {
+            Some(_) => self.node.retention,
+            // `purple run` and the supervisors hold no node configuration
+            // of their own: the host's file says how long logs are kept.
+            None => {
+                match purple_policy::node::Node::load(Path::new(purple_policy::node::NODE_CONFIG)) {
+                    Ok(n) => n.retention,
+                    Err(e) => {
+                        tracing::warn!("log retention: {e}; keeping Purple's defaults");
+                        Default::default()
+                    }
+                }
+            }
+        };
+        let root = Path::new(crate::audit::LOG_DIR);
+        match crate::audit::retention::prune(root, &retention, std::time::SystemTime::now()) {
+            Ok(gone) => gone
+                .iter()
+                .for_each(|p| tracing::debug!("log retention removed {}", p.display())),
+            Err(e) => tracing::warn!("log retention under {}: {e}", root.display()),
+        }
     }
 
     /// Kills what is left in the container's cgroups and removes them.
