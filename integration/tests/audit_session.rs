@@ -147,6 +147,62 @@ fn alerts_reach_a_command_and_a_unix_socket_live() {
     let _ = fs::remove_file(audit::default_path(&id));
 }
 
+/// `records: all`, `format: ocsf`: the trail leaves the host as it is
+/// written, every record (not only violations) as an OCSF event, to syslog
+/// (RFC 5424 on a datagram socket) and a stream socket at once.
+#[test]
+fn every_record_streams_to_syslog_as_ocsf() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev_log = dir.path().join("log");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&dev_log).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let plan = json!({
+        "alerts": { "syslog": dev_log, "records": "all", "format": "ocsf" }
+    });
+    let (oci, id, b) = start_with(&["sh", "-c", "mkdir /tmp/z; echo made; sleep 1000"], |c| {
+        c["annotations"]["io.purple.audit"] = json!(plan.to_string());
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !read(b.path().join("stdout")).contains("made") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut messages = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    // The denied mkdir, a violation, then `exited`, a record that is not.
+    oci.ok(&["kill", &id, "KILL"]);
+    while !messages.iter().any(|m: &String| m.contains("exited")) {
+        let n = syslog.recv(&mut buf).expect("a syslog message within 5 s");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let denied = messages
+        .iter()
+        .find(|m| m.contains(" syscall.denied "))
+        .expect("the violation");
+    // facility auth (4), severity warning (4): <36>.
+    assert!(denied.starts_with("<36>1 "), "{denied}");
+    let event: serde_json::Value =
+        serde_json::from_str(&denied[denied.find('{').unwrap()..]).unwrap();
+    assert_eq!(event["class_uid"], 2004);
+    assert_eq!(event["unmapped"]["purple"]["container_id"], id.as_str());
+    let exited = messages.iter().find(|m| m.contains("exited")).unwrap();
+    // Notice (5) for a record that is not a violation: <37>.
+    assert!(
+        exited.starts_with("<37>1 ") && exited.contains(" lifecycle "),
+        "{exited}"
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(&exited[exited.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        (event["class_uid"].clone(), event["activity_id"].clone()),
+        (json!(6002), json!(4))
+    );
+    oci.ok(&["delete", "--force", &id]);
+    let _ = fs::remove_file(audit::default_path(&id));
+}
+
 #[test]
 fn custom_log_path_is_used_and_bad_ones_are_refused() {
     // Under the log root, in a directory of its own.

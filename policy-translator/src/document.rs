@@ -245,7 +245,7 @@ audit:
   record: [network.allowed]
   on_failure: continue
   max_size: "100M"
-  alerts: { command: [/usr/bin/logger, -t, purple] }
+  alerts: { command: [/usr/bin/logger, -t, purple], syslog: /dev/log, records: all, format: ocsf }
 ebpf_monitoring: { trace_exec: true }
 user:
   uid: 1000

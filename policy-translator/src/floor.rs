@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::domain::Domain;
 use crate::plan::{Action, Cidr, Mode, NetworkPlan, Protocol, Rule, REBINDING_CIDRS};
 use crate::schema::Policy;
-use crate::supervision::{AuditPlan, SessionPlan};
+use crate::supervision::{AlertRecords, AuditPlan, SessionPlan};
 use crate::translate;
 
 /// The first way a candidate is looser than the floor, in words.
@@ -293,9 +293,21 @@ pub fn audit(c: &AuditPlan, f: &AuditPlan) -> Result<(), Looser> {
     let a = (&c.alerts, &f.alerts);
     let lost = (!a.1.command.is_empty() && a.0.command != a.1.command)
         || (a.1.unix_socket.is_some() && a.0.unix_socket != a.1.unix_socket)
-        || (a.1.http.is_some() && a.0.http != a.1.http);
+        || (a.1.http.is_some() && a.0.http != a.1.http)
+        || (a.1.syslog.is_some() && a.0.syslog != a.1.syslog);
     if lost {
         return Err("it drops an alert target of the floor".into());
+    }
+    if a.1.records == AlertRecords::All && a.0.records != AlertRecords::All {
+        return Err(
+            "it sends only violations to the alert targets; the floor sends every record".into(),
+        );
+    }
+    if a.0.format != a.1.format && !a.1.is_empty() {
+        return Err(format!(
+            "its alerts are in the {:?} format, not the floor's {:?}",
+            a.0.format, a.1.format
+        ));
     }
     Ok(())
 }

@@ -73,7 +73,7 @@ impl OnFailure {
     }
 }
 
-/// Where each violation is sent, live, besides the log.
+/// Where each violation (or every record) is sent, live, besides the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alerts {
@@ -86,11 +86,53 @@ pub struct Alerts {
     /// An `http://` URL that receives each record as a JSON POST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
+    /// A syslog datagram socket on the host (`/dev/log`): one message per
+    /// record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<PathBuf>,
+    /// Which records go to the targets: the violations, or all of them (a
+    /// live copy of the trail off the host).
+    #[serde(default, skip_serializing_if = "AlertRecords::is_default")]
+    pub records: AlertRecords,
+    /// How each record is written: Purple's record or an OCSF event.
+    #[serde(default, skip_serializing_if = "AlertFormat::is_default")]
+    pub format: AlertFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertRecords {
+    #[default]
+    Violations,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    #[default]
+    Purple,
+    Ocsf,
+}
+
+impl AlertRecords {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl AlertFormat {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Alerts {
     pub fn is_empty(&self) -> bool {
-        self.command.is_empty() && self.unix_socket.is_none() && self.http.is_none()
+        self.command.is_empty()
+            && self.unix_socket.is_none()
+            && self.http.is_none()
+            && self.syslog.is_none()
     }
 }
 

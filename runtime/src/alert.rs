@@ -1,6 +1,8 @@
-//! Live alerts: each violation record, as written to the log, is also sent
-//! to the targets the policy names (a host command, a Unix socket, an HTTP
-//! endpoint). Every target has its own thread and a bounded queue: a slow,
+//! Live alerts: each violation record (or, with `records: all`, every
+//! record: a live copy of the trail off the host), as written to the log,
+//! is also sent to the targets the policy names (a host command, a Unix
+//! socket, an HTTP endpoint, syslog), as Purple's record or as an OCSF
+//! event. Every target has its own thread and a bounded queue: a slow,
 //! failing or hanging target loses its own alerts (counted, and recorded by
 //! the supervisor as `alert.dropped`), never delays enforcement, the log or
 //! the other targets.
@@ -14,7 +16,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use purple_policy::supervision::Alerts;
+use std::os::unix::net::UnixDatagram;
+
+use purple_policy::supervision::{AlertFormat, AlertRecords, Alerts};
 
 use crate::audit::{is_violation, Record};
 
@@ -32,6 +36,7 @@ enum Target {
         port: u16,
         path: String,
     },
+    Syslog(std::path::PathBuf),
 }
 
 impl Target {
@@ -40,6 +45,7 @@ impl Target {
             Self::Command(argv) => format!("command {}", argv.join(" ")),
             Self::Unix(p) => format!("unix socket {}", p.display()),
             Self::Http { host, port, path } => format!("http://{host}:{port}{path}"),
+            Self::Syslog(p) => format!("syslog {}", p.display()),
         }
     }
 }
@@ -78,6 +84,15 @@ fn targets(alerts: &Alerts) -> Result<Vec<Target>, String> {
         }
         targets.push(Target::Unix(p.clone()));
     }
+    if let Some(p) = &alerts.syslog {
+        if !p.is_absolute() {
+            return Err(format!(
+                "alerts.syslog {}: must be an absolute host path (e.g. /dev/log)",
+                p.display()
+            ));
+        }
+        targets.push(Target::Syslog(p.clone()));
+    }
     if let Some(url) = &alerts.http {
         targets.push(parse_http(url).ok_or_else(|| {
             format!("alerts.http {url:?}: only plain http://host[:port]/path is supported")
@@ -92,12 +107,16 @@ pub fn check(alerts: &Alerts) -> Result<(), String> {
     targets(alerts).map(drop)
 }
 
+/// A record on its way: its bytes and whether it is a violation.
+type Message = Arc<(Vec<u8>, bool)>;
 /// One target's queue of serialised records and its count of dropped ones.
-type Queue = (SyncSender<Arc<Vec<u8>>>, Arc<AtomicU64>);
+type Queue = (SyncSender<Message>, Arc<AtomicU64>);
 
 /// Sends records to every configured target in the background.
 pub struct Alerter {
     queues: Vec<Queue>,
+    records: AlertRecords,
+    format: AlertFormat,
 }
 
 impl Alerter {
@@ -113,26 +132,42 @@ impl Alerter {
                 (tx, dropped)
             })
             .collect();
-        Ok(Self { queues })
+        Ok(Self {
+            queues,
+            records: alerts.records,
+            format: alerts.format,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
         self.queues.is_empty()
     }
 
-    /// Queues the violations among `records` for the targets, without waiting.
-    pub fn send_violations(&self, records: &[Record]) {
-        for rec in records.iter().filter(|r| is_violation(&r.kind)) {
-            self.send(rec);
+    /// Queues what the targets take of `records` just written (the
+    /// violations, or all of them), without waiting.
+    pub fn forward(&self, records: &[Record]) {
+        for rec in records {
+            let violation = is_violation(&rec.kind);
+            if violation || self.records == AlertRecords::All {
+                self.send(rec, violation);
+            }
         }
     }
 
     /// Queues `record` for every target without waiting.
-    fn send(&self, record: &Record) {
+    fn send(&self, record: &Record, violation: bool) {
         if self.queues.is_empty() {
             return;
         }
-        let json = Arc::new(serde_json::to_vec(record).expect("records serialise"));
+        let bytes = match self.format {
+            AlertFormat::Purple => serde_json::to_vec(record),
+            // A log checkpoint has no event: nothing to send.
+            AlertFormat::Ocsf => match crate::audit::ocsf::event(record) {
+                Some(e) => serde_json::to_vec(&e),
+                None => return,
+            },
+        };
+        let json = Arc::new((bytes.expect("records serialise"), violation));
         for (tx, dropped) in &self.queues {
             match tx.try_send(json.clone()) {
                 Ok(()) => {}
@@ -152,13 +187,15 @@ impl Alerter {
     }
 }
 
-fn deliver_all(target: Target, rx: Receiver<Arc<Vec<u8>>>, dropped: Arc<AtomicU64>) {
+fn deliver_all(target: Target, rx: Receiver<Message>, dropped: Arc<AtomicU64>) {
     let mut unix: Option<UnixStream> = None;
-    for json in rx {
+    for message in rx {
+        let (json, violation) = (&message.0, message.1);
         let sent = match &target {
-            Target::Command(argv) => run_command(argv, &json),
-            Target::Unix(path) => send_line(&mut unix, path, &json),
-            Target::Http { host, port, path } => post(host, *port, path, &json),
+            Target::Command(argv) => run_command(argv, json),
+            Target::Unix(path) => send_line(&mut unix, path, json),
+            Target::Http { host, port, path } => post(host, *port, path, json),
+            Target::Syslog(path) => syslog(path, json, violation),
         };
         if let Err(e) = sent {
             tracing::warn!("alert to {}: {e}", target.describe());
@@ -214,6 +251,34 @@ fn send_line(conn: &mut Option<UnixStream>, path: &std::path::Path, json: &[u8])
         }
     }
     unreachable!("the second attempt returns")
+}
+
+/// One RFC 5424 message per record on the syslog socket: facility auth,
+/// severity warning for a violation and notice otherwise, app `purple`,
+/// message id the record's kind.
+fn syslog(path: &std::path::Path, json: &[u8], violation: bool) -> io::Result<()> {
+    const AUTH: u8 = 4;
+    let severity = if violation { 4 } else { 5 };
+    let kind = serde_json::from_slice::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| {
+            v["kind"]
+                .as_str()
+                .or_else(|| v["unmapped"]["purple"]["kind"].as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "-".into());
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut msg = format!(
+        "<{}>1 {now} - purple {} {kind} - ",
+        AUTH * 8 + severity,
+        std::process::id()
+    )
+    .into_bytes();
+    msg.extend_from_slice(json);
+    let s = UnixDatagram::unbound()?;
+    s.set_write_timeout(Some(TIMEOUT))?;
+    s.send_to(&msg, path).map(drop)
 }
 
 fn post(host: &str, port: u16, path: &str, json: &[u8]) -> io::Result<()> {
@@ -289,7 +354,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        a.send(&record());
+        a.send(&record(), true);
         let (conn, _) = server.accept().unwrap();
         let mut r = BufReader::new(conn);
         let mut first = String::new();
@@ -321,7 +386,7 @@ mod tests {
         .unwrap();
         let t = Instant::now();
         for _ in 0..3 * QUEUE {
-            a.send(&record());
+            a.send(&record(), true);
         }
         assert!(t.elapsed() < Duration::from_millis(500));
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -3,7 +3,7 @@
 use super::absolute;
 use crate::decode::{Decoder, Fields, Inert, Shape};
 use crate::schema::*;
-use crate::supervision::{Alerts, OnFailure};
+use crate::supervision::{AlertFormat, AlertRecords, Alerts, OnFailure};
 use crate::units;
 use crate::yaml::{Node, Value};
 
@@ -24,7 +24,14 @@ pub(super) const AUDIT: Shape = Shape {
 };
 
 pub(super) const ALERTS: Shape = Shape {
-    fields: &["command", "unix_socket", "http"],
+    fields: &[
+        "command",
+        "unix_socket",
+        "http",
+        "syslog",
+        "records",
+        "format",
+    ],
     renamed: &[],
     inert: &[],
 };
@@ -81,7 +88,16 @@ pub(super) fn audit(d: &mut Decoder, f: &Fields) -> Audit {
                     None
                 }
             });
-            Some(Alerts { command, unix_socket, http })
+            let syslog = a.get("syslog").and_then(|s| absolute(d, s, &a.path("syslog")));
+            let records = a
+                .get("records")
+                .and_then(|n| super::keyword(d, n, &a.path("records"), &[("violations", AlertRecords::Violations), ("all", AlertRecords::All)]))
+                .unwrap_or_default();
+            let format = a
+                .get("format")
+                .and_then(|n| super::keyword(d, n, &a.path("format"), &[("purple", AlertFormat::Purple), ("ocsf", AlertFormat::Ocsf)]))
+                .unwrap_or_default();
+            Some(Alerts { command, unix_socket, http, syslog, records, format })
         })
         .unwrap_or_default();
     let on_failure = f

@@ -203,7 +203,7 @@ impl Proxy {
     pub fn record(&self, entry: Entry) {
         let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         match audit.append(&[entry]) {
-            Ok(written) => self.alerter.send_violations(&written),
+            Ok(written) => self.alerter.forward(&written),
             Err(e) => tracing::warn!("audit record of the resolver: {e}"),
         }
     }

@@ -293,7 +293,7 @@ impl Gateway {
         }
         let records = self.log.lock().map(|mut l| l.append(entries));
         match records {
-            Ok(Ok(r)) => self.alerter.send_violations(&r),
+            Ok(Ok(r)) => self.alerter.forward(&r),
             Ok(Err(e)) => tracing::error!("llm gateway: audit log: {e}"),
             Err(_) => tracing::error!("llm gateway: audit log lock poisoned"),
         }

@@ -92,7 +92,7 @@ impl Writer {
         };
         match written {
             Ok(written) => {
-                self.alerter.send_violations(&written);
+                self.alerter.forward(&written);
                 if due && self.key.is_some() {
                     self.since_checkpoint = 0;
                     self.last_checkpoint = Instant::now();
@@ -165,7 +165,7 @@ impl Writer {
     /// record that is not in the log: `seq` 0; the log gets its
     /// `audit.lost` once it can be written).
     fn alert_failure(&self, error: &str) {
-        self.alerter.send_violations(&[Record {
+        self.alerter.forward(&[Record {
             kind: Kind::AuditLost.as_str().to_owned(),
             details: json!({
                 "count": self.lost.values().sum::<u64>(),
