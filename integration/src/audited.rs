@@ -44,6 +44,22 @@ pub fn start(
     (id, b)
 }
 
+/// A sleeping container of its own state root and test network, whose
+/// network plan denies `cidr`, with `audit` as its `io.purple.audit`. The
+/// network must outlive the container: it is returned with it.
+pub fn sleeper(cidr: &str, audit: Option<Value>) -> (TestNet, Oci, String, TestBundle) {
+    let net = TestNet::new();
+    let oci = Oci::new();
+    let (id, b) = start(
+        &net,
+        &oci,
+        &["sleep", "1000"],
+        json!({"rules": [{"cidr": cidr, "action": "deny"}]}),
+        audit,
+    );
+    (net, oci, id, b)
+}
+
 /// A container with a seccomp profile (mkdir: errno, sethostname: kill)
 /// and Purple annotations, created and started; `edit` has the last word
 /// on its config. Its stdout goes to `stdout` in the bundle.

@@ -6,7 +6,9 @@
 use std::fs;
 use std::time::Duration;
 
-use purple_integration::audited::{delete_and_read, delete_and_wait, events_of, records_of, start};
+use purple_integration::audited::{
+    delete_and_read, delete_and_wait, events_of, records_of, sleeper, start,
+};
 use purple_integration::cli::{run_purple, stdout_ok};
 use purple_integration::netns::TestNet;
 use purple_integration::*;
@@ -15,15 +17,7 @@ use serde_json::json;
 
 #[test]
 fn blocked_connect_is_recorded_once_and_the_chain_holds() {
-    let net = TestNet::new();
-    let oci = Oci::new();
-    let (id, _b) = start(
-        &net,
-        &oci,
-        &["sleep", "1000"],
-        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
-        None,
-    );
+    let (_net, oci, id, _b) = sleeper("1.1.1.1", None);
     let log = audit::default_path(&id);
     let out = oci.run(&["exec", &id, "netprobe", "tcp", "1.1.1.1", "443"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("err EPERM"));
@@ -86,15 +80,7 @@ fn chrono_like(t: &str) {
 
 #[test]
 fn burst_of_blocked_connects_is_fully_accounted() {
-    let net = TestNet::new();
-    let oci = Oci::new();
-    let (id, _b) = start(
-        &net,
-        &oci,
-        &["sleep", "1000"],
-        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
-        None,
-    );
+    let (_net, oci, id, _b) = sleeper("1.1.1.1", None);
     let out = oci.run(&["exec", &id, "netprobe", "burst", "1.1.1.1", "80", "10000"]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("eperm 10000 of 10000"));
     let stats: serde_json::Value =
@@ -230,15 +216,7 @@ fn events_a_killed_supervisor_never_read_are_written_by_delete() {
     // (here: stopped, then killed) before writing what the kernel queued
     // for it. `delete` writes what is still in the ring buffer, and counts
     // what the supervisor had taken and not written as `audit.lost`.
-    let net = TestNet::new();
-    let oci = Oci::new();
-    let (id, _b) = start(
-        &net,
-        &oci,
-        &["sleep", "1000"],
-        json!({"rules": [{"cidr": "1.1.1.1", "action": "deny"}]}),
-        None,
-    );
+    let (_net, oci, id, _b) = sleeper("1.1.1.1", None);
     let sup = purple_integration::audited::supervisor_pid(&oci, &id);
     // SAFETY: signals to the supervisor this test's container started.
     unsafe { libc::kill(sup as i32, libc::SIGSTOP) };

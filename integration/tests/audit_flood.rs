@@ -6,23 +6,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use purple_integration::audited::{delete_and_wait, start};
-use purple_integration::netns::TestNet;
+use purple_integration::audited::{delete_and_wait, sleeper};
 use purple_integration::*;
 use purple_runtime::audit;
-use serde_json::json;
 
 #[test]
 fn a_flood_of_blocked_datagrams_folds_and_names_every_destination() {
-    let net = TestNet::new();
-    let oci = Oci::new();
-    let (id, _b) = start(
-        &net,
-        &oci,
-        &["sleep", "1000"],
-        json!({"rules": [{"cidr": "203.0.113.0/24", "action": "deny"}]}),
-        None,
-    );
+    let (_net, oci, id, _b) = sleeper("203.0.113.0/24", None);
     let out = oci.run(&[
         "exec",
         &id,

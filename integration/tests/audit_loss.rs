@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use purple_integration::audited::{delete_and_wait, events_of, start};
+use purple_integration::audited::{delete_and_wait, events_of, sleeper};
 use purple_integration::cli::{combined, run_purple};
-use purple_integration::netns::TestNet;
 use purple_integration::*;
 use purple_runtime::audit;
 use serde_json::json;
@@ -88,15 +87,7 @@ fn flood(
     audit: serde_json::Value,
     space_back: impl FnOnce(),
 ) -> (Vec<audit::Record>, bool) {
-    let net = TestNet::new();
-    let oci = Oci::new();
-    let (id, _b) = start(
-        &net,
-        &oci,
-        &["sleep", "1000"],
-        json!({"rules": [{"cidr": "203.0.113.0/24", "action": "deny"}]}),
-        Some(audit.clone()),
-    );
+    let (_net, oci, id, _b) = sleeper("203.0.113.0/24", Some(audit.clone()));
     oci.run(&[
         "exec",
         &id,

@@ -8,21 +8,21 @@ use purple_integration::cli::{purple_in, stderr, stdout_ok};
 use purple_integration::leftovers::assert_run_left_nothing;
 use purple_integration::{unique_id, Oci};
 
+/// `purple policy new ARGS` run in `dir`.
+fn policy_new(oci: &Oci, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["policy", "new"];
+    all.extend(args);
+    purple_in(oci, dir, &all)
+}
+
 #[test]
 fn a_policy_started_from_a_profile_keeps_its_comments_validates_and_runs() {
     let oci = Oci::new();
     let dir = tempfile::tempdir().unwrap();
-    let out = purple_in(
+    let out = policy_new(
         &oci,
         dir.path(),
-        &[
-            "policy",
-            "new",
-            "--from",
-            "secure-agent",
-            "--name",
-            "my-agent",
-        ],
+        &["--from", "secure-agent", "--name", "my-agent"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let file = dir.path().join("my-agent.yaml");
@@ -60,33 +60,18 @@ fn a_policy_started_from_a_profile_keeps_its_comments_validates_and_runs() {
     assert_run_left_nothing(&oci, &id);
 
     // An existing file is kept unless asked.
-    let again = purple_in(
+    let again = policy_new(
         &oci,
         dir.path(),
-        &[
-            "policy",
-            "new",
-            "--from",
-            "secure-agent",
-            "--name",
-            "my-agent",
-        ],
+        &["--from", "secure-agent", "--name", "my-agent"],
     );
     assert!(!again.status.success());
     assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
     assert_eq!(fs::read_to_string(&file).unwrap(), text);
-    let forced = purple_in(
+    let forced = policy_new(
         &oci,
         dir.path(),
-        &[
-            "policy",
-            "new",
-            "--from",
-            "development",
-            "--name",
-            "my-agent",
-            "--force",
-        ],
+        &["--from", "development", "--name", "my-agent", "--force"],
     );
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(fs::read_to_string(&file)
@@ -99,27 +84,16 @@ fn policy_new_refuses_what_it_cannot_do() {
     let oci = Oci::new();
     let dir = tempfile::tempdir().unwrap();
     // No terminal to ask on, and nothing to start from.
-    let out = purple_in(&oci, dir.path(), &["policy", "new"]);
+    let out = policy_new(&oci, dir.path(), &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--from PROFILE"), "{}", stderr(&out));
-    let out = purple_in(
-        &oci,
-        dir.path(),
-        &["policy", "new", "--from", "no-such-profile"],
-    );
+    let out = policy_new(&oci, dir.path(), &["--from", "no-such-profile"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no-such-profile"), "{}", stderr(&out));
-    let out = purple_in(
+    let out = policy_new(
         &oci,
         dir.path(),
-        &[
-            "policy",
-            "new",
-            "--from",
-            "secure-agent",
-            "--name",
-            "Not A Name",
-        ],
+        &["--from", "secure-agent", "--name", "Not A Name"],
     );
     assert!(!out.status.success());
     assert!(
@@ -129,18 +103,10 @@ fn policy_new_refuses_what_it_cannot_do() {
     );
     // Root does not write through a link planted where the file goes.
     std::os::unix::fs::symlink("/etc/purple-planted", dir.path().join("linked.yaml")).unwrap();
-    let out = purple_in(
+    let out = policy_new(
         &oci,
         dir.path(),
-        &[
-            "policy",
-            "new",
-            "--from",
-            "secure-agent",
-            "-o",
-            "linked.yaml",
-            "--force",
-        ],
+        &["--from", "secure-agent", "-o", "linked.yaml", "--force"],
     );
     assert!(!out.status.success());
     assert!(!std::path::Path::new("/etc/purple-planted").exists());
