@@ -25,6 +25,11 @@ pub fn document(p: &Policy) -> Value {
     if user.get("namespace") == Some(&Value::Null) {
         user.insert("namespace".into(), json!({ "enabled": false }));
     }
+    // Syscall counting is asked for under ebpf_monitoring.
+    let audit = top["audit"].as_object_mut().expect("a section");
+    if audit.remove("trace_syscalls") == Some(Value::Bool(true)) {
+        top.insert("ebpf_monitoring".into(), json!({ "trace_syscalls": true }));
+    }
     top.remove("ai");
     if let Some(ai) = &p.ai {
         top.insert("ai_policy".into(), ai_policy(ai));
@@ -246,7 +251,7 @@ audit:
   on_failure: continue
   max_size: "100M"
   alerts: { command: [/usr/bin/logger, -t, purple], syslog: /dev/log, records: all, format: ocsf }
-ebpf_monitoring: { trace_exec: true }
+ebpf_monitoring: { trace_exec: true, trace_syscalls: true }
 user:
   uid: 1000
   gid: 1000

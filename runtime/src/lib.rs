@@ -17,6 +17,7 @@ pub mod escape;
 pub mod foreground;
 pub mod gateway;
 pub mod id;
+pub mod learn;
 pub mod logging;
 pub mod manual;
 pub mod network;

@@ -209,14 +209,18 @@ fn section<T>(
     decode(d, &fields)
 }
 
-fn check_name(d: &mut Decoder, name: &str, pos: Pos, path: &str) -> Option<String> {
-    let ok = !name.is_empty()
+/// Lowercase letters, digits and dashes, at most 63, not starting with a dash.
+pub fn is_policy_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn check_name(d: &mut Decoder, name: &str, pos: Pos, path: &str) -> Option<String> {
+    if is_policy_name(name) {
         Some(name.to_owned())
     } else {
         d.error(

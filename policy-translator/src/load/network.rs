@@ -152,16 +152,6 @@ pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
             );
         }
     }
-    if let (Mode::AllowList, true, Some(n)) =
-        (mode, allowed_domains.is_empty(), f.get("dns_servers"))
-    {
-        d.warn(
-            n.pos,
-            &f.path("dns_servers"),
-            "in allow-list mode with no `allowed_domains`, Purple's resolver answers no name at all",
-            "list the names the agent may resolve in `allowed_domains`",
-        );
-    }
     let allow_incoming = ports(d, "allow_incoming");
     if let (Some(n), false) = (f.get("allow_incoming"), allow_incoming.is_empty()) {
         d.warn(
@@ -182,6 +172,19 @@ pub(super) fn network(d: &mut Decoder, f: &Fields) -> Network {
             )
         })
         .unwrap_or_default();
+    if let (Mode::AllowList, true, false, Some(n)) = (
+        mode,
+        allowed_domains.is_empty(),
+        dns_servers.is_empty(),
+        f.get("dns_servers"),
+    ) {
+        d.warn(
+            n.pos,
+            &f.path("dns_servers"),
+            "in allow-list mode with no `allowed_domains`, Purple's resolver answers no name at all",
+            "list the names the agent may resolve in `allowed_domains`",
+        );
+    }
     let isolated = opt_bool(d, f, "isolated", false);
     let namespace = f
         .get("namespace")

@@ -109,7 +109,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop(a) => stop::stop(a, &cli.root),
         Command::Logs(a) => logs::logs(a, &cli.root),
         Command::Translate(a) => translate::translate(a),
-        Command::Policy(a) => policy::policy(a),
+        Command::Policy(a) => policy::policy(a, &cli.root),
         Command::Profiles => profiles::profiles(),
         Command::Audit(a) => audit::audit(a, &cli.root),
         Command::Undertake(a) => undertaker::undertake(a, &cli.root),

@@ -34,6 +34,26 @@ enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a least-privilege policy from a recorded run (learn mode): the
+    /// addresses and names it reached, the syscalls it made; see
+    /// `purple run --learn` for a run recorded for it.
+    Learn {
+        /// The run's audit log (a container ID: its log).
+        #[arg(value_name = "ID|FILE")]
+        log: String,
+        /// The policy to start from [default: the one the run's records name].
+        #[arg(long, value_name = "PROFILE")]
+        base: Option<String>,
+        /// The new policy's name [default: learned].
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to write it ("-": standard output) [default: NAME.yaml].
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Write a starter policy: a profile's file, comments and all, under a
     /// new name. Without --from, asks on the terminal.
     New {
@@ -67,7 +87,7 @@ pub fn load(name_or_path: &str) -> Result<profiles::Loaded> {
     }
 }
 
-pub fn policy(args: Args) -> Result<i32> {
+pub fn policy(args: Args, root: &Path) -> Result<i32> {
     match args.command {
         PolicyCommand::Validate { files } => {
             let mut failed = 0;
@@ -110,7 +130,101 @@ pub fn policy(args: Args) -> Result<i32> {
             output,
             force,
         } => new(from, name, output, force),
+        PolicyCommand::Learn {
+            log,
+            base,
+            name,
+            output,
+            force,
+        } => {
+            let path = if log.contains('/') {
+                PathBuf::from(&log)
+            } else {
+                let id = crate::oci::container_id(&log)?;
+                crate::container::Runtime::new(root, false).audit_log(&id)
+            };
+            let name = name.unwrap_or_else(|| "learned".to_owned());
+            let output = output.unwrap_or_else(|| PathBuf::from(format!("{name}.yaml")));
+            learn_to(
+                &path,
+                base.as_deref(),
+                &name,
+                Default::default(),
+                &output,
+                force,
+            )?;
+            Ok(0)
+        }
     }
+}
+
+/// Writes the policy learned from the log at `log` to `output`.
+pub(super) fn learn_to(
+    log: &Path,
+    base: Option<&str>,
+    name: &str,
+    measured: crate::learn::Measured,
+    output: &Path,
+    force: bool,
+) -> Result<()> {
+    // A forged or cut log would teach a policy nobody ran.
+    let records = crate::audit::verify(log)
+        .with_context(|| format!("cannot learn from {}", log.display()))?;
+    let base_name = match base {
+        Some(b) => b.to_owned(),
+        None => records
+            .iter()
+            .find_map(|r| r.policy.clone())
+            .context("the log's records name no policy: give --base PROFILE")?,
+    };
+    let base = load(&base_name)?;
+    learn_from(log, &base.policy, &base_name, name, measured, output, force)
+}
+
+/// Writes the policy learned from the log at `log` over `base` to `output`.
+pub(super) fn learn_from(
+    log: &Path,
+    base: &purple_policy::schema::Policy,
+    base_name: &str,
+    name: &str,
+    measured: crate::learn::Measured,
+    output: &Path,
+    force: bool,
+) -> Result<()> {
+    let records = crate::audit::verify(log)
+        .with_context(|| format!("cannot learn from {}", log.display()))?;
+    let text = crate::learn::learn(&records, base, base_name, name, measured, log)?;
+    write_policy(&text, output, force)?;
+    eprintln!(
+        "purple: wrote {} from {}; check it with `purple policy validate {0}`",
+        output.display(),
+        log.display()
+    );
+    Ok(())
+}
+
+/// Writes a policy's text to `output` ("-": standard output), never
+/// replacing a file unless `force`, never through a link.
+fn write_policy(text: &str, output: &Path, force: bool) -> Result<()> {
+    if output == Path::new("-") {
+        print!("{text}");
+        return Ok(());
+    }
+    let shown = output.display().to_string();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .create_new(!force)
+        // Root writes where it is told, not where a link points.
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(output)
+        .with_context(|| match output.exists() {
+            true => format!("{shown} exists: choose another --output, or --force to replace it"),
+            false => format!("cannot write {shown}"),
+        })?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {shown}"))
 }
 
 const DEFAULT_BASE: &str = "secure-agent";
@@ -147,24 +261,10 @@ fn new(
             e.render(None)
         );
     }
+    write_policy(&text, &output, force)?;
     if output == Path::new("-") {
-        print!("{text}");
         return Ok(0);
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .create_new(!force)
-        // Root writes where it is told, not where a link points.
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&output)
-        .with_context(|| match output.exists() {
-            true => format!("{shown} exists: choose another --output, or --force to replace it"),
-            false => format!("cannot write {shown}"),
-        })?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {shown}"))?;
     eprintln!(
         "purple: wrote {shown} from {from}; check it with `purple policy validate {shown}`, run with `purple run --profile {shown} -- CMD`"
     );

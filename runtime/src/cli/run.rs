@@ -55,6 +55,14 @@ pub struct Args {
     /// `purple stop`.
     #[arg(short, long)]
     pub detach: bool,
+    /// Learn mode: record every allowed connection and syscall of the run,
+    /// then write a least-privilege policy for it to FILE (`purple policy
+    /// learn`).
+    #[arg(long, value_name = "FILE", conflicts_with = "detach")]
+    pub learn: Option<PathBuf>,
+    /// Replace the --learn FILE if it exists.
+    #[arg(long, requires = "learn")]
+    pub force: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -83,14 +91,6 @@ impl Drop for BundleDir {
 }
 
 fn add_binds(policy: &mut Policy, args: &Args, ctx: &Context) -> Result<()> {
-    for v in &args.volumes {
-        let (bind, ro) = cli_bind(v, ctx).map_err(anyhow::Error::msg)?;
-        if ro {
-            policy.filesystem.immutable_paths.push(bind);
-        } else {
-            policy.filesystem.output_paths.push(bind);
-        }
-    }
     let taken = |p: &Policy, path: &str| {
         p.filesystem
             .immutable_paths
@@ -99,6 +99,20 @@ fn add_binds(policy: &mut Policy, args: &Args, ctx: &Context) -> Result<()> {
             .any(|b| b.sandbox_path == path)
             || p.filesystem.scratch_paths.iter().any(|s| s.path == path)
     };
+    for v in &args.volumes {
+        let (bind, ro) = cli_bind(v, ctx).map_err(anyhow::Error::msg)?;
+        if taken(policy, &bind.sandbox_path) {
+            bail!(
+                "--volume {v}: {} is already mounted by the policy; bind elsewhere, or drop the policy's entry",
+                bind.sandbox_path
+            );
+        }
+        if ro {
+            policy.filesystem.immutable_paths.push(bind);
+        } else {
+            policy.filesystem.output_paths.push(bind);
+        }
+    }
     if !args.no_workdir && !taken(policy, WORKDIR) {
         let (bind, _) = cli_bind(&format!(".:{WORKDIR}:ro"), ctx).map_err(|e| {
             anyhow::anyhow!("cannot share the current directory at {WORKDIR}: {e}; run from a project directory or pass --no-workdir")
@@ -235,6 +249,15 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     let mut policy = loaded.policy;
     let ctx = Context::default();
     add_binds(&mut policy, &args, &ctx)?;
+    let base = policy.clone();
+    if args.learn.is_some() {
+        // What learning needs to see: every connection the rules let
+        // through, and every syscall made.
+        if !policy.audit.record.iter().any(|k| k == "network.allowed") {
+            policy.audit.record.push("network.allowed".into());
+        }
+        policy.audit.trace_syscalls = true;
+    }
     let id = match &args.id {
         Some(raw) => ContainerId::parse(raw)?,
         None => ContainerId::generate("run"),
@@ -349,6 +372,18 @@ pub fn run(args: Args, root: &Path) -> Result<i32> {
     if !args.quiet {
         let line = summary(code, started, peak, log.as_deref());
         eprintln!("{}", crate::escape::for_terminal(&line));
+    }
+    if let (Some(out), Some(log)) = (&args.learn, &log) {
+        let measured = crate::learn::Measured {
+            memory_peak: peak,
+            wall_seconds: Some(started.elapsed().as_secs()),
+        };
+        let name = out
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| purple_policy::load::is_policy_name(s))
+            .unwrap_or("learned");
+        super::policy::learn_from(log, &base, &args.profile, name, measured, out, args.force)?;
     }
     Ok(code)
 }
