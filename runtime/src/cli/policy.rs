@@ -47,12 +47,8 @@ enum PolicyCommand {
         /// The new policy's name [default: learned].
         #[arg(long)]
         name: Option<String>,
-        /// Where to write it ("-": standard output) [default: NAME.yaml].
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Replace FILE if it exists.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        to: Written,
     },
     /// Write a starter policy: a profile's file, comments and all, under a
     /// new name. Without --from, asks on the terminal.
@@ -63,13 +59,28 @@ enum PolicyCommand {
         /// The new policy's name [default: my-agent].
         #[arg(long)]
         name: Option<String>,
-        /// Where to write it ("-": standard output) [default: NAME.yaml].
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Replace FILE if it exists.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        to: Written,
     },
+}
+
+/// Where a written policy goes.
+#[derive(clap::Args, Debug)]
+struct Written {
+    /// Where to write it ("-": standard output) [default: NAME.yaml].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Written {
+    fn path(&self, name: &str) -> PathBuf {
+        self.output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{name}.yaml")))
+    }
 }
 
 /// Loads a profile or file, printing its warnings to stderr.
@@ -124,18 +135,12 @@ pub fn policy(args: Args, root: &Path) -> Result<i32> {
             }
             Ok(0)
         }
-        PolicyCommand::New {
-            from,
-            name,
-            output,
-            force,
-        } => new(from, name, output, force),
+        PolicyCommand::New { from, name, to } => new(from, name, to),
         PolicyCommand::Learn {
             log,
             base,
             name,
-            output,
-            force,
+            to,
         } => {
             let path = if log.contains('/') {
                 PathBuf::from(&log)
@@ -144,14 +149,13 @@ pub fn policy(args: Args, root: &Path) -> Result<i32> {
                 crate::container::Runtime::new(root, false).audit_log(&id)
             };
             let name = name.unwrap_or_else(|| "learned".to_owned());
-            let output = output.unwrap_or_else(|| PathBuf::from(format!("{name}.yaml")));
             learn_to(
                 &path,
                 base.as_deref(),
                 &name,
                 Default::default(),
-                &output,
-                force,
+                &to.path(&name),
+                to.force,
             )?;
             Ok(0)
         }
@@ -230,12 +234,7 @@ fn write_policy(text: &str, output: &Path, force: bool) -> Result<()> {
 const DEFAULT_BASE: &str = "secure-agent";
 const DEFAULT_NAME: &str = "my-agent";
 
-fn new(
-    from: Option<String>,
-    name: Option<String>,
-    output: Option<PathBuf>,
-    force: bool,
-) -> Result<i32> {
+fn new(from: Option<String>, name: Option<String>, to: Written) -> Result<i32> {
     let (from, name) = match from {
         Some(f) => (f, name.unwrap_or_else(|| DEFAULT_NAME.to_owned())),
         None if std::io::stdin().is_terminal() => ask(name)?,
@@ -245,7 +244,7 @@ fn new(
     };
     let base = load(&from)?;
     let text = starter(&base, &from, &name);
-    let output = output.unwrap_or_else(|| PathBuf::from(format!("{name}.yaml")));
+    let output = to.path(&name);
     let shown = output.display().to_string();
     // The file must load as written, under the name it was given.
     let ctx = Context {
@@ -261,7 +260,7 @@ fn new(
             e.render(None)
         );
     }
-    write_policy(&text, &output, force)?;
+    write_policy(&text, &output, to.force)?;
     if output == Path::new("-") {
         return Ok(0);
     }
